@@ -1,0 +1,7 @@
+"""``python -m cellrobust`` is the same as the ``cellrobust`` command."""
+
+import sys
+
+from cellrobust.cli import main
+
+sys.exit(main())

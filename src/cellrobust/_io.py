@@ -1,0 +1,125 @@
+"""File helpers: atomic writes and image reading with clear errors.
+
+Everything cellrobust writes goes through :func:`atomic_write` (temporary file in the target
+folder, ``fsync``, then :func:`os.replace`), so an interrupted run never leaves a half-written
+result, and an existing file is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellrobust._validation import DataError
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; on success move it onto ``path`` atomically."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """Yield a temporary path beside ``path`` for writers that need a file name; then replace."""
+    return _atomic_path(Path(path))
+
+
+@contextlib.contextmanager
+def _atomic_path(target: Path) -> Iterator[Path]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text atomically; return the path."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON atomically (numpy scalars/arrays converted); return the path."""
+    return write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_tiff(path: str | os.PathLike, array: np.ndarray, **kwargs: Any) -> Path:
+    """Write a TIFF atomically (zlib-compressed unless ``compression`` is given)."""
+    import tifffile
+
+    kwargs.setdefault("compression", "zlib")
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(array), **kwargs)
+    return Path(path)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a 2-D image (or RGB) from TIFF, PNG/JPEG/BMP or ``.npy``.
+
+    Raises
+    ------
+    DataError
+        Naming the file when it is missing, truncated or not an image.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: file not found")
+    try:
+        if file.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return np.asarray(tifffile.imread(file))
+        if file.suffix.lower() == ".npy":
+            return np.load(file, allow_pickle=False)
+        import imageio.v3 as iio  # provided by scikit-image
+
+        return np.asarray(iio.imread(file))
+    except DataError:
+        raise
+    except Exception as exc:  # tifffile/imageio raise many types for corrupt files
+        raise DataError(
+            f"{file}: cannot read image ({type(exc).__name__}: {exc}); "
+            "the file may be truncated or not an image - re-export or re-download it"
+        ) from exc
