@@ -1,0 +1,330 @@
+"""Figures, each a pure function from tables (or arrays) to a :class:`matplotlib.figure.Figure`.
+
+No pyplot state is used (figures are built with ``Figure()``), so plotting is safe in worker
+threads and never opens a window. Each segmenter keeps one colour in every figure
+(:func:`segmenter_colours`). :func:`save_figure` writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from cellrobust import robustness as rb
+from cellrobust._io import atomic_path
+
+__all__ = [
+    "segmenter_colours",
+    "save_figure",
+    "figure_artefact_panels",
+    "figure_ap_vs_iou",
+    "figure_heatmap",
+    "figure_training_curves",
+    "figure_gallery",
+    "figure_examples",
+    "figure_paired_differences",
+]
+
+#: Fixed colours for the study's segmenters; others get the remaining tab10 colours in order.
+KNOWN_COLOURS = {
+    "original": "#d62728",
+    "augmented": "#ff7f0e",
+    "artefact": "#2ca02c",
+    "nma": "#9467bd",
+    "dog_otsu": "#1f77b4",
+    "nlm_otsu": "#17becf",
+    "otsu": "#7f7f7f",
+}
+_SPARE = ["#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173"]
+DPI = 150
+
+
+def segmenter_colours(names: Sequence[str]) -> dict[str, str]:
+    """Map segmenter names to colours, stable across figures (known names fixed, others sorted)."""
+    out, spare = {}, iter(_SPARE * 4)
+    for name in sorted(set(names)):
+        key = next((k for k in KNOWN_COLOURS if name == k or name.endswith(f"/{k}")), None)
+        out[name] = KNOWN_COLOURS[key] if key else next(spare)
+    return out
+
+
+def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically; return the paths."""
+    paths = []
+    for ext in (".png", ".svg"):
+        target = Path(stem).with_suffix(ext)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext[1:])
+        paths.append(target)
+    return paths
+
+
+def _unit(table: pd.DataFrame, artefact: str) -> str:
+    units = table.loc[table["artefact"] == artefact, "unit"] if "unit" in table else []
+    return str(units.iloc[0]) if len(units) else ""
+
+
+def _plot_curve(ax, curve: pd.DataFrame, colours: Mapping[str, str]) -> None:
+    for seg, grp in curve.groupby("segmenter", sort=True):
+        grp = grp.sort_values("severity_index")
+        x = grp["severity"].to_numpy(float)
+        ax.plot(x, grp["value"], "-o", ms=3, lw=1.5, color=colours[seg], label=seg)
+        if grp["lo"].notna().any():
+            ax.fill_between(x, grp["lo"], grp["hi"], color=colours[seg], alpha=0.18, lw=0)
+
+
+def figure_artefact_panels(
+    table: pd.DataFrame, artefact: str, *, n_boot: int = 500, seed: int = 0,
+    average: str = "micro",
+) -> Figure:
+    """The paper's Figures 3-5 for one artefact: six panels, all segmenters, 95 % CI bands.
+
+    Panels: accuracy vs severity (dashed: accuracy of an all-background prediction); cell count
+    vs severity (dashed: true count); Jaccard, precision and recall vs severity;
+    precision-recall trajectory with the severity index annotated.
+    """
+    sub = table[table["artefact"] == artefact]
+    if sub.empty:
+        from cellrobust._validation import check_choice
+
+        check_choice("artefact", artefact, sorted(set(table["artefact"])))
+    colours = segmenter_colours(table["segmenter"].unique())
+    unit = _unit(table, artefact)
+    fig = Figure(figsize=(13, 7.5), layout="constrained")
+    axes = fig.subplots(2, 3)
+    panels = [("accuracy", "pixel accuracy"), ("count_pred", "cell count"),
+              ("jaccard", "Jaccard (pixel IoU)"), ("precision", "pixel precision"),
+              ("recall", "pixel recall")]
+    kw = dict(average=average, n_boot=n_boot, seed=seed)
+    for ax, (metric, label) in zip(axes.flat, panels):
+        curve = rb.curves(sub, metric, **kw)
+        _plot_curve(ax, curve, colours)
+        ax.set_ylabel(label)
+        ax.set_xlabel(f"{artefact} severity" + (f" ({unit})" if unit else ""))
+        ax.grid(alpha=0.3)
+    _reference_line(axes[0, 0], rb.curves(sub, "background_accuracy", **{**kw, "n_boot": 0}),
+                    "all background")
+    counts = sub.groupby("severity_index")[["severity", "count_true"]].agg(
+        {"severity": "first", "count_true": "sum"})
+    n_img = sub.groupby("severity_index")["sample"].nunique()
+    axes[0, 1].plot(counts["severity"], counts["count_true"] / n_img, "k--", lw=1,
+                    label="true count")
+    axes[0, 1].set_ylabel("cells per image")
+    axes[0, 1].legend(fontsize=7)
+    _pr_trajectory(axes[1, 2], sub, colours, average)
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{artefact}: segmentation vs severity ({average} average, "
+                 f"95% bootstrap CI over images)")
+    return fig
+
+
+def _reference_line(ax, curve: pd.DataFrame, label: str) -> None:
+    first = curve[curve["segmenter"] == curve["segmenter"].iloc[0]].sort_values("severity_index")
+    ax.plot(first["severity"], first["value"], "k--", lw=1, label=label)
+
+
+def _pr_trajectory(ax, sub: pd.DataFrame, colours, average: str) -> None:
+    prec = rb.curves(sub, "precision", average=average, n_boot=0)
+    rec = rb.curves(sub, "recall", average=average, n_boot=0)
+    both = prec.merge(rec, on=["segmenter", "severity_index"], suffixes=("_p", "_r"))
+    for seg, grp in both.groupby("segmenter", sort=True):
+        grp = grp.sort_values("severity_index")
+        ax.plot(grp["value_r"], grp["value_p"], "-o", ms=3, color=colours[seg], label=seg)
+        for _, r in grp.iloc[:: max(1, len(grp) // 6)].iterrows():
+            ax.annotate(str(int(r["severity_index"])), (r["value_r"], r["value_p"]),
+                        fontsize=6, color=colours[seg], xytext=(2, 2),
+                        textcoords="offset points")
+    ax.set_xlabel("pixel recall")
+    ax.set_ylabel("pixel precision")
+    ax.set_title("precision-recall trajectory (numbers: severity index)", fontsize=8)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+
+
+def figure_ap_vs_iou(table: pd.DataFrame, *, levels: Sequence[int] | None = None) -> Figure:
+    """AP = TP/(TP+FP+FN) vs IoU threshold: clean, then per artefact at chosen severity levels.
+
+    One panel per artefact (first panel: clean images), one line per segmenter; line style
+    distinguishes the severity index. The Neuromatch project's before/after figure.
+    """
+    ap = rb.ap_curve(table)
+    colours = segmenter_colours(table["segmenter"].unique())
+    arts = sorted(set(ap["artefact"]))
+    fig = Figure(figsize=(4 * (len(arts) + 1), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(arts) + 1, sharey=True))
+    clean = ap[(ap["severity_index"] == 0) & (ap["artefact"] == arts[0])]
+    _ap_lines(axes[0], clean, colours, "-")
+    axes[0].set_title("clean")
+    styles = ["--", ":", "-."]
+    for ax, art in zip(axes[1:], arts):
+        sub = ap[ap["artefact"] == art]
+        chosen = levels or _default_levels(sub["severity_index"].unique())
+        for style, lvl in zip(styles, chosen):
+            part = sub[sub["severity_index"] == lvl]
+            if not part.empty:
+                sev = part["severity"].iloc[0]
+                _ap_lines(ax, part, colours, style, suffix=f" (level {lvl}: {sev:g})")
+        ax.set_title(art)
+    for ax in axes:
+        ax.set_xlabel("IoU threshold")
+        ax.grid(alpha=0.3)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].set_ylabel("AP = TP/(TP+FP+FN)")
+    axes[0].legend(fontsize=7)
+    for ax in axes[1:]:
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _default_levels(levels) -> list[int]:
+    levels = sorted(int(v) for v in levels if v > 0)
+    if not levels:
+        return []
+    return sorted({levels[len(levels) // 2], levels[-1]})
+
+
+def _ap_lines(ax, part, colours, style, suffix=""):
+    for seg, grp in part.groupby("segmenter", sort=True):
+        ax.plot(grp["threshold"], grp["ap"], style, marker="o", ms=3, color=colours[seg],
+                label=seg + suffix)
+
+
+def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc") -> Figure:
+    """Segmenter x artefact heat map of one robustness score (e.g. ``rpc``, ``auc``, ``ce``)."""
+    grid = score_table.pivot(index="segmenter", columns="artefact", values=value)
+    cols = [c for c in grid.columns if c != "mean"] + (["mean"] if "mean" in grid.columns else [])
+    grid = grid[cols]
+    fig = Figure(figsize=(1.4 * len(cols) + 3, 0.55 * len(grid) + 1.8), layout="constrained")
+    ax = fig.subplots()
+    data = grid.to_numpy(float)
+    cmap = "RdYlGn_r" if value in ("ce", "rel_ce") else "RdYlGn"
+    im = ax.imshow(data, cmap=cmap, aspect="auto",
+                   vmin=np.nanmin(data) if np.isfinite(data).any() else 0,
+                   vmax=np.nanmax(data) if np.isfinite(data).any() else 1)
+    for (i, j), v in np.ndenumerate(data):
+        ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+                fontsize=8)
+    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(grid)), grid.index)
+    metric = score_table["metric"].iloc[0] if "metric" in score_table else ""
+    ax.set_title(f"{value} of {metric}")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def figure_training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
+    """Training and validation loss per epoch for each trained model.
+
+    ``histories`` maps a model name to a frame with an ``epoch`` column and any of
+    ``train_loss``, ``val_loss``, ``val_iou`` (other numeric columns are ignored).
+    """
+    colours = segmenter_colours(list(histories))
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    ax_loss, ax_val = fig.subplots(1, 2)
+    for name, hist in histories.items():
+        x = hist["epoch"] if "epoch" in hist else np.arange(len(hist))
+        if "train_loss" in hist:
+            ax_loss.plot(x, hist["train_loss"], "-", color=colours[name], label=f"{name} train")
+        if "val_loss" in hist:
+            ax_loss.plot(x, hist["val_loss"], "--", color=colours[name], label=f"{name} val")
+        score = next((c for c in ("val_iou", "val_jaccard", "val_dice") if c in hist), None)
+        if score:
+            ax_val.plot(x, hist[score], "-o", ms=3, color=colours[name], label=f"{name} {score}")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_val.set_xlabel("epoch")
+    ax_val.set_ylabel("validation score")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return fig
+
+
+def figure_gallery(image: np.ndarray, labels: np.ndarray | None,
+                   rows: Mapping[str, Sequence[tuple[str, np.ndarray]]]) -> Figure:
+    """Artefact gallery (the paper's Figure 2): the patch, its mask, then each artefact.
+
+    ``rows`` maps an artefact name to ``(caption, corrupted image)`` pairs of increasing
+    severity; each image is shown with its own gray-level range (captions give the values).
+    """
+    ncol = 1 + max((len(v) for v in rows.values()), default=1)
+    nrow = 1 + len(rows)
+    fig = Figure(figsize=(1.9 * ncol, 1.95 * nrow), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrow, ncol))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    _show(axes[0, 0], image, "clean patch")
+    if labels is not None:
+        _show(axes[0, 1], labels > 0, "true mask")
+    for r, (art, items) in enumerate(rows.items(), start=1):
+        axes[r, 0].text(0.5, 0.5, art, ha="center", va="center", fontsize=10,
+                        transform=axes[r, 0].transAxes)
+        for c, (caption, img) in enumerate(items, start=1):
+            _show(axes[r, c], img, caption)
+    return fig
+
+
+def _show(ax, img, title):
+    ax.imshow(np.asarray(img, dtype=float), cmap="gray", interpolation="nearest")
+    ax.set_title(title, fontsize=7)
+    ax.set_axis_off()
+
+
+def overlay(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """RGB float image: true positives white, false positives magenta, false negatives green."""
+    t, p = np.asarray(true) > 0, np.asarray(pred) > 0
+    rgb = np.zeros(t.shape + (3,), dtype=float)
+    rgb[t & p] = (1, 1, 1)
+    rgb[~t & p] = (1, 0, 1)
+    rgb[t & ~p] = (0, 0.8, 0)
+    return rgb
+
+
+def figure_examples(panels: Sequence[tuple[str, np.ndarray, np.ndarray, Mapping[str, np.ndarray]]]
+                    ) -> Figure:
+    """Example predictions (the paper's Figure 6).
+
+    ``panels``: rows of ``(caption, corrupted image, true labels, {segmenter: predicted
+    labels})``. Each row shows the input, then one overlay per segmenter (white: true positive,
+    magenta: false positive, green: false negative).
+    """
+    segs = sorted({s for *_, preds in panels for s in preds})
+    fig = Figure(figsize=(2.0 * (len(segs) + 1), 2.1 * len(panels)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(panels), len(segs) + 1))
+    for r, (caption, image, true, preds) in enumerate(panels):
+        _show(axes[r, 0], image, caption)
+        for c, seg in enumerate(segs, start=1):
+            axes[r, c].set_axis_off()
+            if seg in preds:
+                axes[r, c].imshow(overlay(true, preds[seg]), interpolation="nearest")
+                axes[r, c].set_title(seg, fontsize=7)
+    fig.suptitle("white: true positive, magenta: false positive, green: false negative",
+                 fontsize=8)
+    return fig
+
+
+def figure_paired_differences(diffs: pd.DataFrame) -> Figure:
+    """Paired difference ``a - b`` vs severity per artefact with its bootstrap CI."""
+    arts = sorted(set(diffs["artefact"]))
+    fig = Figure(figsize=(3.6 * len(arts), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(arts)))
+    for ax, art in zip(axes, arts):
+        d = diffs[diffs["artefact"] == art].sort_values("severity_index")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.plot(d["severity"], d["diff"], "-o", ms=3, color="#2ca02c")
+        ax.fill_between(d["severity"], d["lo"], d["hi"], color="#2ca02c", alpha=0.2, lw=0)
+        sig = d[d["significant"]]
+        ax.plot(sig["severity"], sig["diff"], "k*", ms=6, label="CI excludes 0")
+        ax.set_title(art)
+        ax.set_xlabel("severity")
+        ax.grid(alpha=0.3)
+    first = diffs.iloc[0]
+    axes[0].set_ylabel(f"{first['metric']}: {first['a']} - {first['b']}")
+    axes[0].legend(fontsize=7)
+    return fig
