@@ -1,0 +1,163 @@
+"""The artefact registry: one :class:`Artefact` record per name, severity tables as data.
+
+Every artefact family module registers its artefacts at import time with :func:`register`.
+An artefact is a *batched kernel* plus metadata: the physical parameter it is graded by, its
+unit, the continuous grid used for robustness curves, named study presets, and a six-value
+ladder (severity levels 0..5, level 0 = identity) calibrated on PhC-C2DL-PSC.
+
+Kernel signatures (``images`` is float32 ``(N, H, W)``, ``rng`` a numpy Generator):
+
+- intensity: ``kernel(images, value, rng, *, labels, **options) -> (images, params)``
+- geometric: ``kernel(images, labels, value, rng, **options) -> (images, labels, params)``
+
+where ``params`` is a list of N JSON-serialisable dicts (the drawn parameters per image).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cellrobust._validation import InputError, check_choice
+
+KINDS = ("intensity", "geometric")
+NORMALISE = ("minmax", "clip", "none")
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """Metadata and kernel of one registered artefact.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"gaussian_noise"``).
+    kind : {"intensity", "geometric"}
+        Intensity artefacts never touch labels; geometric ones resample them (nearest
+        neighbour, instance ids preserved) with the same drawn parameters.
+    parameter : str
+        Name of the severity parameter (``"sigma"``, ``"amplitude"``, ``"zoom"``...).
+    unit : str
+        Physical unit of the parameter (``"gray levels"``, ``"px"``, ``"photons"``...).
+    grid : tuple of float
+        Continuous grid for robustness curves; ``grid[0]`` is the identity value.
+    ladder : tuple of float
+        Six values: severity levels 0..5 (ImageNet-C style), ``ladder[0]`` = identity.
+    identity : float
+        The parameter value that leaves the image unchanged (returned as is, no rng drawn).
+    limits : tuple of float
+        Closed physical range of valid values ``(low, high)``; ``math.inf`` allowed.
+    presets : dict of str to tuple of float
+        Named grids, e.g. the studies' grids (``"study"``) and training ranges.
+    default_normalise : {"minmax", "clip", "none"}
+        Output normalisation used when ``normalise=None`` is passed to ``apply``.
+    reference : str
+        Where the formula comes from.
+    description : str
+        One-line description shown by ``cellrobust artefacts list``.
+    kernel : callable
+        The batched implementation (see module docstring).
+    """
+
+    name: str
+    kind: str
+    parameter: str
+    unit: str
+    grid: tuple[float, ...]
+    ladder: tuple[float, ...]
+    identity: float
+    limits: tuple[float, float]
+    reference: str
+    description: str
+    presets: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    default_normalise: str = "clip"
+    kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.kind not in KINDS:
+            errors.append(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if len(self.ladder) != 6:
+            errors.append(f"ladder must hold 6 values (levels 0..5), got {len(self.ladder)}")
+        elif self.ladder[0] != self.identity:
+            errors.append(f"ladder[0] must be the identity {self.identity}, got {self.ladder[0]}")
+        if not self.grid or self.grid[0] != self.identity:
+            errors.append(f"grid must start with the identity {self.identity}")
+        if self.default_normalise not in NORMALISE:
+            errors.append(f"default_normalise must be one of {NORMALISE}")
+        for value in (*self.grid, *self.ladder, *(v for g in self.presets.values() for v in g)):
+            if not self.limits[0] <= value <= self.limits[1]:
+                errors.append(f"value {value} outside limits {self.limits}")
+                break
+        if errors:
+            raise InputError(f"invalid artefact {self.name!r}: " + "; ".join(errors))
+
+    def check_value(self, value: float) -> float:
+        """Validate a severity value against :attr:`limits`; return it as a float."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name}: {self.parameter} must be a number, got {value!r}") \
+                from None
+        low, high = self.limits
+        if math.isnan(number) or not low <= number <= high:
+            raise InputError(
+                f"{self.name}: {self.parameter} must lie in [{low:g}, {high:g}] {self.unit}, "
+                f"got {value!r}; the ladder is {_fmt(self.ladder)}"
+            )
+        return number
+
+    def value_at(self, level: int) -> float:
+        """Parameter value of severity ``level`` (0..5) on the ladder."""
+        if isinstance(level, bool) or not isinstance(level, numbers.Integral) \
+                or not 0 <= int(level) <= 5:
+            raise InputError(f"{self.name}: level must be an integer 0..5, got {level!r}")
+        return float(self.ladder[int(level)])
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable description (everything but the kernel)."""
+        return {
+            "name": self.name, "kind": self.kind, "parameter": self.parameter,
+            "unit": self.unit, "identity": self.identity, "limits": list(self.limits),
+            "ladder": list(self.ladder), "grid": list(self.grid),
+            "presets": {k: list(v) for k, v in self.presets.items()},
+            "default_normalise": self.default_normalise,
+            "reference": self.reference, "description": self.description,
+        }
+
+
+def _fmt(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+_REGISTRY: dict[str, Artefact] = {}
+
+
+def register(artefact: Artefact) -> Artefact:
+    """Add ``artefact`` to the registry (names are unique); return it."""
+    if artefact.kernel is None:
+        raise InputError(f"artefact {artefact.name!r}: a kernel is required")
+    if artefact.name in _REGISTRY:
+        raise InputError(f"artefact {artefact.name!r} is already registered")
+    _REGISTRY[artefact.name] = artefact
+    return artefact
+
+
+def names() -> list[str]:
+    """Registered artefact names, in registration order."""
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Artefact:
+    """Return the :class:`Artefact` called ``name``.
+
+    Raises
+    ------
+    InputError
+        Listing every valid name and suggesting the closest one.
+    """
+    check_choice("artefact", name, _REGISTRY)
+    return _REGISTRY[name]
