@@ -31,16 +31,16 @@ import numpy as np
 
 from cellrobust._rng import as_rng, derive_rng
 from cellrobust._validation import InputError, check_choice, check_ndim
-from cellrobust.artefacts import (  # noqa: F401 - importing registers the artefacts
-    blur,
-    compression,
-    debris,
-    geometry,
-    illumination,
-    intensity,
-    lines,
-    noise,
-)
+# Importing a family module registers its artefacts; the order is the listing order
+# (the studies' four first).
+from cellrobust.artefacts import illumination  # noqa: F401, I001
+from cellrobust.artefacts import noise  # noqa: F401
+from cellrobust.artefacts import geometry  # noqa: F401
+from cellrobust.artefacts import blur  # noqa: F401
+from cellrobust.artefacts import intensity  # noqa: F401
+from cellrobust.artefacts import compression  # noqa: F401
+from cellrobust.artefacts import debris  # noqa: F401
+from cellrobust.artefacts import lines  # noqa: F401
 from cellrobust.artefacts.normalise import MODES, normalise as _normalise
 from cellrobust.artefacts.registry import Artefact, get, names
 from cellrobust.data.sample import Sample

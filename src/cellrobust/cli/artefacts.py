@@ -1,0 +1,143 @@
+"""``cellrobust artefacts list|gallery`` and ``cellrobust corrupt``: the artefact library on the CLI.
+
+Both stages live here; :func:`register` adds the two top-level sub-commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cellrobust.cli._common import add_seed
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``artefacts`` and ``corrupt`` stages."""
+    _register_artefacts(subparsers)
+    _register_corrupt(subparsers)
+
+
+def _register_artefacts(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "artefacts", help="list the microscopy artefacts or draw a severity gallery",
+        description="List every artefact with its unit, ladder and grids, or draw an "
+                    "artefact x severity gallery on an image.")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=type(parser))
+    lister = sub.add_parser("list", help="print every artefact with its unit and grids")
+    lister.add_argument("--json", action="store_true", help="machine-readable output")
+    lister.add_argument("--grids", action="store_true", help="also print the full curve grids")
+    lister.set_defaults(func=_list)
+    gallery = sub.add_parser("gallery", help="draw every artefact at levels 0-5 (PNG)")
+    gallery.add_argument("--out", required=True, metavar="FILE.png", help="output PNG")
+    gallery.add_argument("--data", metavar="PATH",
+                         help="image file or data set folder (default: the built-in simulator)")
+    gallery.add_argument("--index", type=int, default=0, help="which sample of --data (default 0)")
+    gallery.add_argument("--artefact", action="append", metavar="NAME",
+                         help="only these artefacts (repeatable; default all)")
+    gallery.add_argument("--size", type=int, default=256, help="patch side in px (default 256)")
+    add_seed(gallery)
+    gallery.set_defaults(func=_gallery)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _register_corrupt(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "corrupt", help="write corrupted copies of images (and masks for geometric artefacts)",
+        description="Apply one artefact at one severity to image files and write float32 "
+                    "TIFFs (plus resampled masks for geometric artefacts and params.json).")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument("--artefact", required=True, metavar="NAME",
+                        help="artefact name (see 'cellrobust artefacts list')")
+    level = parser.add_mutually_exclusive_group(required=True)
+    level.add_argument("--severity", type=float, metavar="S",
+                       help="parameter value in the artefact's unit")
+    level.add_argument("--level", type=int, metavar="L", help="ladder level 0-5")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--masks", nargs="+", metavar="MASK",
+                        help="mask files paired in order with the inputs (geometric artefacts)")
+    parser.add_argument("--normalise", choices=("minmax", "clip", "none"),
+                        help="output normalisation (default: the artefact's own)")
+    parser.add_argument("--keep-dtype", action="store_true",
+                        help="round and clip back to the input dtype instead of float32")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="artefact option, e.g. psf=disk (repeatable)")
+    add_seed(parser)
+    parser.set_defaults(func=_corrupt)
+
+
+def _list(args: argparse.Namespace) -> int:
+    import json
+
+    from cellrobust import artefacts
+
+    infos = [artefacts.get(n).summary() for n in artefacts.names()]
+    if args.json:
+        print(json.dumps(infos, indent=2, default=str))
+        return 0
+    for info in infos:
+        ladder = ", ".join(f"{v:g}" for v in info["ladder"])
+        print(f"{info['name']:<15} {info['kind']:<10} {info['parameter']} [{info['unit']}]")
+        print(f"{'':<15} ladder 0-5: {ladder}   (normalise: {info['default_normalise']})")
+        grids = {"grid": info["grid"], **info["presets"]}
+        for key, grid in grids.items():
+            text = ", ".join(f"{v:g}" for v in grid)
+            if not args.grids and len(grid) > 8:
+                text = f"{grid[0]:g} ... {grid[-1]:g} ({len(grid)} values)"
+            print(f"{'':<15} {key}: {text}")
+        print(f"{'':<15} {info['description']}")
+    return 0
+
+
+def _load_sample(args):
+    from pathlib import Path
+
+    from cellrobust.data import Sample
+
+    if args.data is None:
+        from cellrobust.data import load_default_dataset
+
+        return load_default_dataset("validation", n_frames=1, seed=args.seed)[0]
+    path = Path(args.data)
+    if path.is_file():
+        from cellrobust._io import read_image
+
+        return Sample(read_image(path), None, path.stem, {"source": str(path)})
+    from cellrobust.data import open_dataset
+
+    dataset = open_dataset(path)
+    return dataset[args.index]
+
+
+def _gallery(args: argparse.Namespace) -> int:
+    from cellrobust.artefacts.gallery import pick_patch, render_gallery
+
+    sample = pick_patch(_load_sample(args), size=args.size)
+    out = render_gallery(sample, args.out, artefacts=args.artefact, seed=args.seed)
+    print(f"wrote {out}")
+    return 0
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    import yaml
+
+    from cellrobust._validation import InputError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"option: expected KEY=VALUE, got {pair!r}")
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def _corrupt(args: argparse.Namespace) -> int:
+    from cellrobust.artefacts.corrupt_files import CorruptJob, corrupt_files
+
+    job = CorruptJob(
+        inputs=tuple(args.inputs), artefact=args.artefact, severity=args.severity,
+        level=args.level, out=args.out, masks=tuple(args.masks or ()),
+        normalise=args.normalise, keep_dtype=args.keep_dtype,
+        options=_parse_options(args.option), seed=args.seed)
+    written = corrupt_files(job)
+    print(f"wrote {len(written)} image(s) to {args.out}")
+    return 0
