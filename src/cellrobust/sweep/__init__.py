@@ -1,0 +1,28 @@
+"""The sweep: segmenters x artefacts x severities x images -> one tidy results table.
+
+>>> from cellrobust.sweep import SweepConfig, run_sweep
+>>> config = SweepConfig(segmenters=("dog_otsu", "unet=runs/a/best.pt"),
+...                      artefacts=("gaussian_noise", "illumination"))   # doctest: +SKIP
+>>> table = run_sweep(config, samples, "results/")                        # doctest: +SKIP
+
+The table (``results.parquet`` and ``results.csv``) has one row per segmenter x artefact x
+severity x image; its columns are listed in ``docs/CONTRACTS.md``. Runs are resumable and can
+be spread over local processes or a Dask cluster (:class:`Execution`).
+"""
+
+from cellrobust.sweep.engine import (
+    SegmenterSpec,
+    SweepConfig,
+    cell_list,
+    columns,
+    parse_segmenter,
+    resolve_severities,
+    run_cell,
+)
+from cellrobust.sweep.runner import Execution, preflight, run_sweep
+from cellrobust.sweep.store import BASE_COLUMNS, ResultStore
+
+__all__ = [
+    "BASE_COLUMNS", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig", "cell_list",
+    "columns", "parse_segmenter", "preflight", "resolve_severities", "run_cell", "run_sweep",
+]

@@ -1,0 +1,254 @@
+"""Models x artefacts x severities x images -> one tidy results table.
+
+One *cell* = one artefact at one severity index. A cell corrupts every image once, with the
+stream ``derive_rng(seed, sample name, artefact, severity index)`` - so every segmenter sees the
+same corrupted image (a paired comparison) and any row can be regenerated alone - then
+segments the corrupted images with every segmenter in batches and counts, per image: pixel
+TP/FP/FN/TN, instances matched at each IoU threshold, cell counts and the runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cellrobust._rng import derive_rng
+from cellrobust._validation import InputError, check_choice, collect_errors
+from cellrobust.sweep.store import BASE_COLUMNS, threshold_columns
+
+__all__ = ["SweepConfig", "SegmenterSpec", "parse_segmenter", "resolve_severities",
+           "run_cell", "load_segmenter", "cell_list", "columns"]
+
+SEVERITY_MODES = ("ladder", "grid")
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A segmenter to sweep: display ``name`` and the ``spec`` that builds it.
+
+    ``spec`` is a baseline name (``"dog_otsu"``), a checkpoint path, or ``"py:module:attr"``
+    (a callable returning a :class:`~cellrobust.segmenters.Segmenter`, for external models).
+    """
+
+    name: str
+    spec: str
+
+
+def parse_segmenter(text: str) -> SegmenterSpec:
+    """``"name=spec"`` or ``"spec"`` (name: baseline name, checkpoint folder or file stem)."""
+    if "=" in text and not text.startswith("py:"):
+        name, spec = text.split("=", 1)
+        return SegmenterSpec(name.strip(), spec.strip())
+    if text.startswith("py:"):
+        return SegmenterSpec(text.rsplit(":", 1)[-1], text)
+    path = Path(text)
+    if path.suffix in (".pt", ".pth", ".onnx"):
+        name = path.parent.name if path.stem in ("best", "last", "model") else path.stem
+        return SegmenterSpec(name or path.stem, text)
+    return SegmenterSpec(text, text)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep (validated; every invalid field reported at once).
+
+    Attributes
+    ----------
+    segmenters : tuple of SegmenterSpec or str
+        Segmenters to compare (strings are parsed with :func:`parse_segmenter`).
+    artefacts : tuple of str
+        Registered artefact names.
+    severities : {"ladder", "grid"} or str or mapping
+        ``"ladder"``: levels 0..5; ``"grid"``: the continuous curve grid; another string: a
+        named preset of each artefact (e.g. ``"study"``); a mapping ``artefact -> values``
+        (first value should be the identity, it gives the clean rows).
+    thresholds : tuple of float
+        IoU thresholds for instance matching (columns ``tp@0.50`` ...).
+    seed : int
+        Root of the corruption streams.
+    batch_size : int
+        Images per segmenter call.
+    normalise : str or None
+        Artefact output normalisation (None: each artefact's default).
+    connectivity : int
+        Connectivity of cell counting (8 or 4).
+    """
+
+    segmenters: tuple = ()
+    artefacts: tuple[str, ...] = ()
+    severities: object = "ladder"
+    thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    seed: int = 0
+    batch_size: int = 4
+    normalise: str | None = None
+    connectivity: int = 8
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        specs = tuple(s if isinstance(s, SegmenterSpec) else parse_segmenter(str(s))
+                      for s in self.segmenters)
+        object.__setattr__(self, "segmenters", specs)
+        object.__setattr__(self, "artefacts", tuple(self.artefacts))
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        errors = []
+        if not specs:
+            errors.append("segmenters: empty selection, give at least one")
+        if not self.artefacts:
+            errors.append("artefacts: empty selection, give at least one")
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            errors.append(f"segmenters: duplicate names {sorted(names)}; name them 'name=spec'")
+        if not self.thresholds or not all(0 < t <= 1 for t in self.thresholds):
+            errors.append(f"thresholds: expected values in (0, 1], got {self.thresholds}")
+        if int(self.batch_size) < 1:
+            errors.append(f"batch_size: expected >= 1, got {self.batch_size}")
+        if self.connectivity not in (4, 8):
+            errors.append(f"connectivity: expected 4 or 8, got {self.connectivity}")
+        collect_errors(errors, "sweep configuration")
+
+    def describe(self) -> dict:
+        """JSON-serialisable description (written next to the results)."""
+        out = asdict(self)
+        out["segmenters"] = [asdict(s) for s in self.segmenters]
+        out["severities"] = {k: list(v) for k, v in resolve_severities(self).items()}
+        return out
+
+
+def resolve_severities(config: SweepConfig) -> dict[str, tuple[float, ...]]:
+    """Severity values per artefact (validated against each artefact's limits)."""
+    from cellrobust import artefacts
+
+    out, errors = {}, []
+    for name in config.artefacts:
+        art = artefacts.get(name)  # unknown names list the valid ones
+        sev = config.severities
+        if isinstance(sev, Mapping):
+            values = tuple(sev.get(name, art.ladder))
+        elif sev == "ladder":
+            values = tuple(art.ladder)
+        elif sev == "grid":
+            values = tuple(art.grid)
+        elif isinstance(sev, str) and sev in art.presets:
+            values = tuple(art.presets[sev])
+        else:
+            valid = [*SEVERITY_MODES, *art.presets]
+            check_choice(f"severities (for {name})", sev, valid)
+        try:
+            out[name] = tuple(art.check_value(v) for v in values)
+        except InputError as exc:
+            errors.append(str(exc))
+        if not values:
+            errors.append(f"severities for {name}: empty selection")
+    collect_errors(errors, "severities")
+    return out
+
+
+def cell_list(config: SweepConfig) -> list[tuple[str, int]]:
+    """Every (artefact, severity index) cell of the sweep, in a fixed order."""
+    sev = resolve_severities(config)
+    return [(a, i) for a in config.artefacts for i in range(len(sev[a]))]
+
+
+def columns(config: SweepConfig) -> list[str]:
+    """The table's columns, in order."""
+    return [*BASE_COLUMNS, *threshold_columns(config.thresholds)]
+
+
+_CACHE: dict[tuple[str, str], object] = {}
+
+
+def load_segmenter(spec: SegmenterSpec):
+    """Build (once per process) the segmenter for ``spec``."""
+    key = (spec.name, spec.spec)
+    if key not in _CACHE:
+        if spec.spec.startswith("py:"):
+            module, _, attr = spec.spec[3:].rpartition(":")
+            _CACHE[key] = getattr(importlib.import_module(module), attr)()
+        else:
+            from cellrobust.segmenters import get_segmenter
+
+            _CACHE[key] = get_segmenter(spec.spec)
+    return _CACHE[key]
+
+
+def _corrupt(samples, artefact: str, index: int, value: float, config: SweepConfig):
+    from cellrobust import artefacts
+
+    out = []
+    for s in samples:
+        rng = derive_rng(config.seed, s.name, artefact, index)
+        corrupted, params = artefacts.apply(s, artefact, value, rng=rng,
+                                            normalise=config.normalise)
+        out.append((corrupted.with_(name=s.name),
+                    json.dumps(params, sort_keys=True, default=_jsonable)))
+    return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _segment_all(segmenter, images: list[np.ndarray], batch_size: int):
+    """Labels and per-image runtime, batching images of equal shape."""
+    labels: list = [None] * len(images)
+    runtime = np.zeros(len(images))
+    order = sorted(range(len(images)), key=lambda i: images[i].shape)
+    i = 0
+    while i < len(order):
+        shape = images[order[i]].shape
+        batch = [j for j in order[i:i + batch_size] if images[j].shape == shape]
+        stack = np.stack([images[j].astype(np.float32, copy=False) for j in batch])
+        start = time.perf_counter()
+        out = np.asarray(segmenter.segment(stack))
+        elapsed = (time.perf_counter() - start) / len(batch)
+        for k, j in enumerate(batch):
+            labels[j], runtime[j] = out[k], elapsed
+        i += len(batch)
+    return labels, runtime
+
+
+def _row_counts(true, pred, config: SweepConfig) -> dict:
+    from cellrobust.metrics import count_cells, match, pixel_counts
+
+    px = pixel_counts(true, pred)
+    m = match(true, pred, thresholds=config.thresholds)
+    row = {"tp_px": px["tp"], "fp_px": px["fp"], "fn_px": px["fn"], "tn_px": px["tn"],
+           "n_true": int(m.n_true), "n_pred": int(m.n_pred),
+           "count_true": count_cells(true, connectivity=config.connectivity),
+           "count_pred": count_cells(pred, connectivity=config.connectivity)}
+    for k, t in enumerate(config.thresholds):
+        row[f"tp@{t:.2f}"] = int(m.tp[k])
+        row[f"fp@{t:.2f}"] = int(m.fp[k])
+        row[f"fn@{t:.2f}"] = int(m.fn[k])
+        row[f"sum_iou@{t:.2f}"] = float(m.sum_iou[k])
+    return row
+
+
+def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int) -> pd.DataFrame:
+    """Compute every row of one cell (all segmenters x all images) and return them."""
+    from cellrobust import artefacts
+
+    value = resolve_severities(config)[artefact][index]
+    unit = artefacts.get(artefact).unit
+    corrupted = _corrupt(samples, artefact, index, value, config)
+    images = [c.image for c, _ in corrupted]
+    rows = []
+    for spec in config.segmenters:
+        labels, runtime = _segment_all(load_segmenter(spec), images, int(config.batch_size))
+        for (c, params), pred, rt in zip(corrupted, labels, runtime):
+            rows.append({"segmenter": spec.name, "artefact": artefact, "severity_index": index,
+                         "severity": float(value), "unit": unit, "sample": c.name,
+                         "params": params, **_row_counts(c.labels, pred, config),
+                         "runtime_s": float(rt)})
+    return pd.DataFrame(rows, columns=columns(config))

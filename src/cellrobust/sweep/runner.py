@@ -1,0 +1,198 @@
+"""Run a sweep serially, on local processes, or on a Dask distributed cluster; resumably.
+
+Only the coordinating process writes files: workers return each cell's rows, and the
+coordinator stores them atomically as they arrive (:class:`~cellrobust.sweep.store.ResultStore`),
+so workers on other machines need no shared file system. The table is assembled in a fixed
+order, so serial, process-parallel and distributed runs give the same table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cellrobust._validation import InputError
+from cellrobust.sweep.engine import (
+    SweepConfig,
+    cell_list,
+    columns,
+    load_segmenter,
+    resolve_severities,
+    run_cell,
+)
+from cellrobust.sweep.store import ResultStore
+
+__all__ = ["Execution", "run_sweep", "preflight"]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How to run: ``workers`` local processes (1 = in this process) or a Dask ``scheduler``
+    address (``"tcp://host:8786"``; workers must have cellrobust installed)."""
+
+    workers: int = 1
+    scheduler: str | None = None
+    threads_per_worker: int | None = None
+    overwrite: bool = False
+
+
+def _data_digest(samples: Sequence) -> str:
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(s.name.encode())
+        h.update(np.ascontiguousarray(s.image).tobytes())
+        h.update(np.ascontiguousarray(s.labels).tobytes())
+    return h.hexdigest()
+
+
+def _spec_digest(spec: str) -> str:
+    path = Path(spec)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return spec
+
+
+def preflight(config: SweepConfig, samples: Sequence) -> None:
+    """Check everything that can fail before any work starts.
+
+    Unknown artefacts/severities, empty selections, unlabelled images, unknown segmenters, and
+    segmenters that cannot process the images (e.g. an input size the model cannot take) are
+    reported here, by running each segmenter once on the first image.
+    """
+    if not samples:
+        raise InputError("samples: empty selection, no images to sweep")
+    unlabelled = [s.name for s in samples if s.labels is None]
+    if unlabelled:
+        raise InputError(f"samples: {len(unlabelled)} images have no labels (e.g. "
+                         f"{unlabelled[0]}); the sweep scores against annotations")
+    resolve_severities(config)
+    names = [s.name for s in samples]
+    if len(set(names)) != len(names):
+        raise InputError("samples: names must be unique (they seed the corruption streams)")
+    probe = np.asarray(samples[0].image, dtype=np.float32)[None]
+    for spec in config.segmenters:
+        segmenter = _load_checked(spec)
+        try:
+            out = np.asarray(segmenter.segment(probe))
+        except InputError as exc:
+            raise InputError(f"segmenter {spec.name!r} cannot process images of shape "
+                             f"{probe.shape[1:]}: {exc}") from exc
+        if out.shape != probe.shape:
+            raise InputError(f"segmenter {spec.name!r}: returned shape {out.shape} for images "
+                             f"of shape {probe.shape}; it must return one label image each")
+
+
+def _load_checked(spec):
+    try:
+        return load_segmenter(spec)
+    except InputError:
+        raise
+    except (ImportError, AttributeError, FileNotFoundError) as exc:
+        raise InputError(f"segmenter {spec.name!r}: cannot load {spec.spec!r} ({exc})") from exc
+
+
+def run_sweep(
+    config: SweepConfig,
+    samples: Sequence,
+    results_dir: str | Path,
+    *,
+    execution: Execution = Execution(),
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Run (or resume) a sweep into ``results_dir``; return the assembled table.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    samples : sequence of Sample
+        Labelled images (all segmenters see the same corrupted copies).
+    results_dir : path
+        Results folder; finished cells found there are reused (resume).
+    execution : Execution
+        Serial, local processes, or a Dask scheduler.
+    progress : callable, optional
+        Called with the number of cells just finished (also once for the reused ones).
+
+    Returns
+    -------
+    DataFrame
+        The tidy table (also written as ``results.parquet`` and ``results.csv``).
+    """
+    samples = list(samples)
+    preflight(config, samples)
+    store = ResultStore(results_dir)
+    description = {**config.describe(), "data": _data_digest(samples),
+                   "models": {s.name: _spec_digest(s.spec) for s in config.segmenters},
+                   "samples": [s.name for s in samples]}
+    store.open(description, overwrite=execution.overwrite)
+    cells = cell_list(config)
+    todo = [c for c in cells if c not in store.done(cells)]
+    if progress and len(cells) > len(todo):
+        progress(len(cells) - len(todo))
+    if todo:
+        _dispatch(config, samples, todo, store, execution, progress)
+    return store.assemble(cells, columns(config))
+
+
+def _dispatch(config, samples, todo, store, execution, progress) -> None:
+    def done(cell, rows):
+        store.write(*cell, rows)
+        if progress:
+            progress(1)
+
+    if execution.scheduler:
+        _run_dask(config, samples, todo, execution, done)
+    elif execution.workers > 1:
+        _run_processes(config, samples, todo, execution, done)
+    else:
+        for cell in todo:
+            done(cell, run_cell(config, samples, *cell))
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(config, samples, threads) -> None:
+    import sys
+
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, threads))
+    _WORKER["config"], _WORKER["samples"] = config, samples
+
+
+def _worker_cell(cell):
+    return cell, run_cell(_WORKER["config"], _WORKER["samples"], *cell)
+
+
+def _run_processes(config, samples, todo, execution, done) -> None:
+    import multiprocessing
+
+    threads = execution.threads_per_worker or max(1, (os.cpu_count() or 1) // execution.workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(execution.workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(config, samples, threads)) as pool:
+        futures = [pool.submit(_worker_cell, cell) for cell in todo]
+        for fut in as_completed(futures):
+            done(*fut.result())
+
+
+def _dask_cell(config, samples, cell):
+    return cell, run_cell(config, samples, *cell)
+
+
+def _run_dask(config, samples, todo, execution, done) -> None:
+    from distributed import Client, as_completed as dask_completed
+
+    with Client(execution.scheduler) as client:
+        data = client.scatter(samples, broadcast=True)
+        futures = [client.submit(_dask_cell, config, data, cell, pure=False) for cell in todo]
+        for fut in dask_completed(futures):
+            done(*fut.result())

@@ -1,0 +1,194 @@
+"""Sweep engine: schema, paired corruption, resume after kill -9, processes and Dask agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cellrobust import InputError
+from cellrobust.sweep import (
+    BASE_COLUMNS,
+    Execution,
+    SweepConfig,
+    parse_segmenter,
+    run_cell,
+    run_sweep,
+)
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from _sweep_fakes import discs  # noqa: E402
+
+SEGS = ("py:_sweep_fakes:thresh", "py:_sweep_fakes:strict")
+ARTS = ("gaussian_noise", "illumination")
+
+
+def _config(**kw):
+    return SweepConfig(segmenters=kw.pop("segmenters", SEGS), artefacts=kw.pop("artefacts", ARTS),
+                       **kw)
+
+
+def _strip(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=["runtime_s"])
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serial")
+    return run_sweep(_config(), discs(), folder), folder
+
+
+def test_schema_and_shape(serial):
+    table, folder = serial
+    assert list(table.columns[: len(BASE_COLUMNS)]) == list(BASE_COLUMNS)
+    assert {"tp@0.50", "fp@0.90", "fn@0.70", "sum_iou@0.60"} <= set(table.columns)
+    assert len(table) == 2 * 2 * 6 * 4  # segmenters x artefacts x ladder levels x images
+    assert (folder / "results.parquet").is_file() and (folder / "results.csv").is_file()
+    csv = pd.read_csv(folder / "results.csv")
+    pd.testing.assert_frame_equal(_strip(csv), _strip(table), check_dtype=False)
+    clean = table[table["severity_index"] == 0]
+    assert (clean["severity"] == 0).all()
+    # pixel counts partition the image
+    assert ((table[["tp_px", "fp_px", "fn_px", "tn_px"]].sum(axis=1)) == 48 * 48).all()
+    assert (table["tp@0.50"] + table["fn@0.50"] == table["n_true"]).all()
+    meta = json.loads((folder / "sweep.json").read_text())
+    assert meta["severities"]["illumination"][0] == 0
+
+
+def test_same_corruption_for_every_segmenter(serial):
+    table, _ = serial
+    keys = ["artefact", "severity_index", "sample"]
+    per = table.groupby(keys)["params"].nunique()
+    assert (per == 1).all()
+    noisy = table[(table["artefact"] == "gaussian_noise") & (table["severity_index"] == 5)]
+    assert noisy["fp_px"].sum() > table[table["severity_index"] == 0]["fp_px"].sum() / 2
+
+
+def test_any_row_regenerates_alone(serial):
+    table, _ = serial
+    samples = discs()
+    alone = run_cell(_config(), [samples[2]], "illumination", 4)
+    full = table[(table["artefact"] == "illumination") & (table["severity_index"] == 4)
+                 & (table["sample"] == "disc2")]
+    pd.testing.assert_frame_equal(
+        _strip(alone).sort_values("segmenter", ignore_index=True),
+        _strip(full).sort_values("segmenter", ignore_index=True), check_dtype=False)
+
+
+def test_dask_local_cluster_gives_identical_table(serial, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    table, _ = serial
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:
+        out = run_sweep(_config(), discs(), tmp_path,
+                        execution=Execution(scheduler=cluster.scheduler_address))
+    pd.testing.assert_frame_equal(_strip(out), _strip(table))
+
+
+def test_process_pool_gives_identical_table(serial, tmp_path):
+    table, _ = serial
+    out = run_sweep(_config(), discs(), tmp_path, execution=Execution(workers=2))
+    pd.testing.assert_frame_equal(_strip(out), _strip(table))
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from _sweep_fakes import discs
+from cellrobust.sweep import SweepConfig, run_sweep
+config = SweepConfig(segmenters={segs!r}, artefacts={arts!r})
+run_sweep(config, discs(), {folder!r})
+print("finished")
+"""
+
+
+def _launch(folder: Path, sleep: float) -> subprocess.Popen:
+    code = SCRIPT.format(tests=str(HERE), segs=SEGS, arts=ARTS, folder=str(folder))
+    env = {**os.environ, "SWEEP_FAKE_SLEEP": str(sleep)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_sigkill(serial, tmp_path):
+    table, _ = serial
+    proc = _launch(tmp_path, sleep=0.25)
+    cells = tmp_path / "cells"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(cells.glob("*.parquet"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.parquet")}
+    assert 3 <= len(before) < 12, "the kill should land mid-sweep"
+    assert not (tmp_path / "results.parquet").exists()
+    rerun = _launch(tmp_path, sleep=0)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    after = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.parquet")}
+    assert len(after) == 12
+    assert all(after[name] == mtime for name, mtime in before.items()), "recomputed a cell"
+    resumed = pd.read_parquet(tmp_path / "results.parquet")
+    pd.testing.assert_frame_equal(_strip(resumed), _strip(table))
+
+
+def test_folder_of_other_sweep_is_refused(serial, tmp_path):
+    run_sweep(_config(artefacts=("illumination",)), discs(n=2), tmp_path)
+    with pytest.raises(InputError, match="different sweep"):
+        run_sweep(_config(artefacts=("gaussian_noise",)), discs(n=2), tmp_path)
+    out = run_sweep(_config(artefacts=("gaussian_noise",)), discs(n=2), tmp_path,
+                    execution=Execution(overwrite=True))
+    assert set(out["artefact"]) == {"gaussian_noise"}
+
+
+def test_bad_input_reported_before_work(tmp_path):
+    with pytest.raises(InputError, match="valid values are:.*gaussian_noise"):
+        run_sweep(_config(artefacts=("gausian_noise",)), discs(n=1), tmp_path)
+    with pytest.raises(InputError, match="segmenters: empty selection"):
+        _config(segmenters=())
+    with pytest.raises(InputError, match="artefacts: empty selection"):
+        _config(artefacts=())
+    with pytest.raises(InputError, match="empty selection, no images"):
+        run_sweep(_config(), [], tmp_path)
+    with pytest.raises(InputError, match="cannot load"):
+        run_sweep(_config(segmenters=("py:_sweep_fakes:nothing",)), discs(n=1), tmp_path)
+    with pytest.raises(InputError, match="severities"):
+        run_sweep(_config(severities="nonsense"), discs(n=1), tmp_path)
+    assert not (tmp_path / "cells").exists()
+
+
+class _SizeLimited:
+    name = "limited"
+
+    def segment(self, images):
+        if images.shape[-1] % 16:
+            raise InputError("image width must be a multiple of 16")
+        return np.zeros(images.shape, np.int32)
+
+
+def sized():
+    return _SizeLimited()
+
+
+def test_incompatible_input_size_reported_first(tmp_path):
+    spec = "py:test_sweep:sized"
+    samples = [s.with_(image=s.image[:, :40], labels=s.labels[:, :40]) for s in discs(n=2)]
+    with pytest.raises(InputError, match="sized.*cannot process images of shape"):
+        run_sweep(_config(segmenters=(spec,)), samples, tmp_path)
+    assert not (tmp_path / "cells").exists()
+
+
+def test_parse_segmenter_names():
+    assert parse_segmenter("dog_otsu").name == "dog_otsu"
+    assert parse_segmenter("runs/original/best.pt").name == "original"
+    assert parse_segmenter("robust=x/y.pt").spec == "x/y.pt"
+    with pytest.raises(InputError, match="duplicate"):
+        _config(segmenters=("dog_otsu", "dog_otsu"))
