@@ -103,8 +103,8 @@ def _squeeze(array: np.ndarray) -> np.ndarray:
 
 
 def _to_single_channel(array: np.ndarray, *, file: object, channel: int | None) -> np.ndarray:
-    last_is_channel = array.shape[-1] <= 4 < array.shape[0]
-    first_is_channel = array.shape[0] <= 4 < array.shape[-1]
+    last_is_channel = array.shape[-1] <= 4  # channels-last (RGB files) wins when ambiguous
+    first_is_channel = not last_is_channel and array.shape[0] <= 4
     if not (last_is_channel or first_is_channel):
         raise DataError(
             f"{file}: unsupported image shape {array.shape}; expected 2-D (H, W) or a colour "
