@@ -118,22 +118,27 @@ def _launch(folder: Path, sleep: float) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _shards(cells: Path) -> list[Path]:
+    return [p for p in cells.glob("*.parquet") if not p.name.startswith(".")]
+
+
 def test_resume_after_sigkill(serial, tmp_path):
     table, _ = serial
     proc = _launch(tmp_path, sleep=0.25)
     cells = tmp_path / "cells"
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(cells.glob("*.parquet"))) < 3:
+    while time.time() < deadline and len(_shards(cells)) < 3:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.parquet")}
+    before = {p.name: p.stat().st_mtime_ns for p in _shards(cells)}
     assert 3 <= len(before) < 12, "the kill should land mid-sweep"
     assert not (tmp_path / "results.parquet").exists()
     rerun = _launch(tmp_path, sleep=0)
     out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
-    after = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.parquet")}
+    after = {p.name: p.stat().st_mtime_ns for p in _shards(cells)}
+    assert not list(cells.glob(".*")), "temporary files of the killed run remain"
     assert len(after) == 12
     assert all(after[name] == mtime for name, mtime in before.items()), "recomputed a cell"
     resumed = pd.read_parquet(tmp_path / "results.parquet")

@@ -61,7 +61,7 @@ class ResultStore:
         meta = self.folder / "sweep.json"
         if meta.is_file():
             old = json.loads(meta.read_text()).get("fingerprint")
-            if old != key and not overwrite and any(self.cells.glob("*.parquet")):
+            if old != key and not overwrite and self.shards():
                 raise InputError(
                     f"{self.folder}: holds results of a different sweep (other segmenters, "
                     "artefacts, severities, images or seed); use a new results folder or "
@@ -70,7 +70,13 @@ class ResultStore:
             if old != key:
                 self.clear()
         self.cells.mkdir(parents=True, exist_ok=True)
+        for stale in self.cells.glob(".*.parquet"):  # temporary files of a killed run
+            stale.unlink()
         write_json(meta, {"fingerprint": key, **description})
+
+    def shards(self) -> list[Path]:
+        """Finished shards present (temporary files excluded)."""
+        return sorted(p for p in self.cells.glob("*.parquet") if not p.name.startswith("."))
 
     def clear(self) -> None:
         """Delete every shard (a fresh start)."""
