@@ -10,7 +10,7 @@ times the image's 1-99 % percentile range. Centres fall on background pixels whe
 given (anywhere otherwise). Labels are untouched: debris is not a cell.
 
 The parameter is the expected number of particles per 256 x 256 px (scaled with the image
-area and rounded). Particles of a lower count are a prefix of those of a higher count for the
+area; the fractional part is rounded stochastically, so small patches still get debris). Particles of a lower count are a prefix of those of a higher count for the
 same generator, so degradation is monotone in the parameter.
 """
 
@@ -58,12 +58,13 @@ def _debris(images, value, rng, *, labels=None, dtype=None, cell_diameter=None, 
     else:
         diameter = check_range("cell_diameter", cell_diameter, low=0, low_inclusive=False)
     n, h, w = images.shape
-    count = int(round(value * h * w / AREA))
+    expected = value * h * w / AREA
     seeds = rng.integers(0, 2**63, size=n)
     out = images.copy()
     params = []
     for i in range(n):
         sub = np.random.default_rng(seeds[i])
+        count = int(np.floor(expected + sub.random()))  # stochastic rounding, monotone
         p1, p99 = np.percentile(images[i], [1, 99])
         bg = _positions(None if labels is None else labels[i], h, w)
         drawn = []
