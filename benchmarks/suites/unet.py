@@ -1,0 +1,317 @@
+"""``unet``: training steps/s and inference patches/s, cellrobust (PyTorch) vs Keras/TensorFlow.
+
+Both sides build the DeepImageJ U-Net (481,745 parameters; conv3x3-dropout-conv3x3 with ELU,
+He-normal, "same" padding; 16/32/64 filters, 128 bottleneck; 2x2 average pooling; 2x2 stride-2
+transposed convolutions; concat [up, skip]; 1x1 sigmoid), train with Adam(1e-3) and binary
+cross-entropy at batch 2 of 256x256, and infer batches of 16 patches. The peer is Keras 3 with
+the TensorFlow backend at its defaults (``compile(jit_compile="auto")``, i.e. XLA where
+supported); our side uses the CPU options cellrobust's training and inference pick.
+Achieved GFLOP/s use an analytic FLOP count of the architecture (training = 3x forward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..harness import Comparison, Side
+
+WIDTHS = (16, 32, 64)
+BOTTLENECK = 128
+DROPOUT = (0.1, 0.1, 0.2, 0.2, 0.2, 0.1, 0.1)
+N_PARAMS = 481_745
+
+
+def forward_flops(h: int, w: int) -> float:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass of the U-Net on an (h, w) image."""
+    macs, cin = 0, 1
+    for level, c in enumerate(WIDTHS):
+        px = (h >> level) * (w >> level)
+        macs += px * 9 * (cin * c + c * c)
+        cin = c
+    px = (h >> 3) * (w >> 3)
+    macs += px * 9 * (cin * BOTTLENECK + BOTTLENECK * BOTTLENECK)
+    cin = BOTTLENECK
+    for level in reversed(range(len(WIDTHS))):
+        c, px = WIDTHS[level], (h >> level) * (w >> level)
+        macs += px * 4 * cin * c / 4  # transposed 2x2 stride 2: each input pixel -> 4 outputs
+        macs += px * 9 * (2 * c * c + c * c)
+        cin = c
+    macs += h * w * cin
+    return 2.0 * macs
+
+
+# --------------------------------------------------------------------------------- Keras side
+def _keras_unet(size: int):
+    import keras
+    from keras import layers
+
+    def block(x, c, rate):
+        x = layers.Conv2D(c, 3, activation="elu", kernel_initializer="he_normal",
+                          padding="same")(x)
+        x = layers.Dropout(rate)(x)
+        return layers.Conv2D(c, 3, activation="elu", kernel_initializer="he_normal",
+                             padding="same")(x)
+
+    inputs = keras.Input((size, size, 1))
+    x, skips = inputs, []
+    for c, rate in zip(WIDTHS, DROPOUT[:3]):
+        x = block(x, c, rate)
+        skips.append(x)
+        x = layers.AveragePooling2D(2)(x)
+    x = block(x, BOTTLENECK, DROPOUT[3])
+    for c, rate, skip in zip(reversed(WIDTHS), DROPOUT[4:], reversed(skips)):
+        x = layers.Conv2DTranspose(c, 2, strides=2, padding="same")(x)
+        x = block(layers.concatenate([x, skip]), c, rate)
+    outputs = layers.Conv2D(1, 1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _keras_info(model) -> dict:
+    import keras
+    import tensorflow as tf
+    return {"versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            "params": int(model.count_params()), "jit_compile": str(model.jit_compile),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+
+
+class KerasTrain:
+    def __init__(self, *, size: int, batch: int, steps: int):
+        import keras
+        self.model = _keras_unet(size)
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        rng = np.random.default_rng(0)
+        self.x = rng.random((batch, size, size, 1), dtype=np.float32)
+        self.y = (rng.random((batch, size, size, 1)) > 0.9).astype(np.float32)
+        self.steps = steps
+        self.info = _keras_info(self.model)
+
+    def step(self) -> dict:
+        for _ in range(self.steps):
+            self.model.train_on_batch(self.x, self.y)
+        return {"units": self.steps}
+
+
+class KerasInfer:
+    def __init__(self, *, size: int, batch: int, batches: int):
+        self.model = _keras_unet(size)
+        self.model.compile()
+        self.x = np.random.default_rng(0).random((batch, size, size, 1), dtype=np.float32)
+        self.batches = batches
+        self.info = _keras_info(self.model)
+
+    def step(self) -> dict:
+        for _ in range(self.batches):
+            self.model.predict_on_batch(self.x)
+        return {"units": self.batches * len(self.x)}
+
+
+def keras_train(**kw):
+    return KerasTrain(**kw)
+
+
+def keras_infer(**kw):
+    return KerasInfer(**kw)
+
+
+# ------------------------------------------------------------------------------ our side
+def _torch_info(options: dict) -> dict:
+    import torch
+    return {"versions": {"torch": torch.__version__}, "threads": torch.get_num_threads(),
+            "options": options}
+
+
+def _our_model(*, channels_last: bool, compile: bool, train: bool):
+    import torch
+    from cellrobust.models.unet import build_unet, count_parameters, UNetConfig
+
+    model = build_unet(UNetConfig())
+    assert count_parameters(model) == N_PARAMS, count_parameters(model)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt).train(train)
+    return model, (torch.compile(model) if compile else model), fmt
+
+
+class OursTrain:
+    def __init__(self, *, size: int, batch: int, steps: int, channels_last: bool = True,
+                 bf16: bool = False, threads: int | None = None, compile: bool = False):
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        model, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
+                                                train=True)
+        self.opt = torch.optim.Adam(model.parameters(), 1e-3)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(memory_format=fmt)
+        self.y = (torch.rand(batch, 1, size, size, generator=g) > 0.9).float()
+        self.loss = torch.nn.BCEWithLogitsLoss()
+        self.bf16, self.steps = bf16, steps
+        self.info = _torch_info({"channels_last": channels_last, "bf16_autocast": bf16,
+                                 "compile": compile})
+
+    def step(self) -> dict:
+        import torch
+        for _ in range(self.steps):
+            self.opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                logits = self.run_model(self.x)
+            self.loss(logits.float(), self.y).backward()
+            self.opt.step()
+        return {"units": self.steps}
+
+
+class OursInfer:
+    def __init__(self, *, size: int, batch: int, batches: int, channels_last: bool = True,
+                 bf16: bool = False, threads: int | None = None, compile: bool = False,
+                 chunk: int | None = None):
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        _, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
+                                            train=False)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(memory_format=fmt)
+        self.bf16, self.batches, self.chunk = bf16, batches, chunk or batch
+        self.info = _torch_info({"channels_last": channels_last, "bf16_autocast": bf16,
+                                 "compile": compile, "chunk": self.chunk})
+
+    def step(self) -> dict:
+        import torch
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
+                                                    enabled=self.bf16):
+            for _ in range(self.batches):
+                for i in range(0, len(self.x), self.chunk):
+                    torch.sigmoid(self.run_model(self.x[i:i + self.chunk]))
+        return {"units": self.batches * len(self.x)}
+
+
+def ours_train(**kw):
+    return OursTrain(**kw)
+
+
+def ours_infer(**kw):
+    return OursInfer(**kw)
+
+
+# ------------------------------------------------------------------ machine ceilings (ours)
+class MatmulRate:
+    """fp32 matrix multiply (torch/MKL); units are GFLOP, so throughput is GFLOP/s."""
+
+    def __init__(self, *, n: int, reps: int, threads: int | None = None):
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        g = torch.Generator().manual_seed(0)
+        self.a, self.b = (torch.rand(n, n, generator=g) for _ in range(2))
+        self.reps, self.gflop = reps, 2.0 * n**3 / 1e9
+        self.info = _torch_info({"n": n})
+
+    def step(self) -> dict:
+        import torch
+        for _ in range(self.reps):
+            torch.mm(self.a, self.b)
+        return {"units": self.reps * self.gflop}
+
+
+class ConvRate:
+    """fp32 (or bf16) 3x3 convolution, 64 -> 64 channels, channels-last (oneDNN): GFLOP/s."""
+
+    def __init__(self, *, size: int, reps: int, bf16: bool = False, threads: int | None = None):
+        import torch
+        if threads:
+            torch.set_num_threads(threads)
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        self.conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(dtype=dtype,
+                                                              memory_format=torch.channels_last)
+        self.x = torch.rand(2, 64, size, size, dtype=dtype).contiguous(
+            memory_format=torch.channels_last)
+        self.reps, self.gflop = reps, 2.0 * 2 * size * size * 64 * 64 * 9 / 1e9
+        self.info = _torch_info({"size": size, "bf16": bf16})
+
+    def step(self) -> dict:
+        import torch
+        with torch.inference_mode():
+            for _ in range(self.reps):
+                self.conv(self.x)
+        return {"units": self.reps * self.gflop}
+
+
+def matmul_rate(**kw):
+    return MatmulRate(**kw)
+
+
+def conv_rate(**kw):
+    return ConvRate(**kw)
+
+
+# --------------------------------------------------------------------------------- the suite
+def our_settings() -> dict:
+    """CPU options for our side: what cellrobust's training/inference choose, if they say."""
+    try:
+        from cellrobust.training.loop import select_device_options  # noqa: F401
+    except ImportError:
+        pass
+    return {"channels_last": True, "bf16": False}
+
+
+def _sizes(smoke: bool) -> dict:
+    if smoke:
+        return {"size": 64, "train_batch": 2, "steps": 1, "infer_batch": 2, "batches": 1,
+                "mm_n": 256, "mm_reps": 2, "conv_size": 32, "conv_reps": 1}
+    return {"size": 256, "train_batch": 2, "steps": 4, "infer_batch": 16, "batches": 1,
+            "mm_n": 2048, "mm_reps": 8, "conv_size": 128, "conv_reps": 4}
+
+
+def comparisons(smoke: bool) -> list[Comparison]:
+    s, opts = _sizes(smoke), our_settings()
+    train = {"size": s["size"], "batch": s["train_batch"], "steps": s["steps"]}
+    infer = {"size": s["size"], "batch": s["infer_batch"], "batches": s["batches"]}
+    return [
+        Comparison(f"train step, batch {s['train_batch']} of {s['size']}²", "steps/s",
+                   Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_train",
+                        {**train, **opts}),
+                   (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_train", train, "tf"),),
+                   goal=1.5),
+        Comparison(f"inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
+                   Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
+                        {**infer, **opts}),
+                   (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_infer", infer, "tf"),),
+                   goal=1.5),
+        Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
+                   Side("torch.mm (MKL)", "benchmarks.suites.unet:matmul_rate",
+                        {"n": s["mm_n"], "reps": s["mm_reps"]}), ()),
+        Comparison(f"fp32 conv3x3 64→64, 2×{s['conv_size']}²", "GFLOP/s",
+                   Side("torch conv2d (oneDNN)", "benchmarks.suites.unet:conv_rate",
+                        {"size": s["conv_size"], "reps": s["conv_reps"]}), ()),
+    ]
+
+
+def _gflops_lines(rows: list[dict], smoke: bool) -> list[str]:
+    s = _sizes(smoke)
+    fwd = forward_flops(s["size"], s["size"])
+    per_unit = {"steps/s": 3 * fwd * s["train_batch"], "patches/s": fwd}
+    ceilings = {r["name"].split()[1]: r["ours"]["summary"].get("median")
+                for r in rows if r["unit"] == "GFLOP/s" and r["ours"].get("summary")}
+    lines = [f"- FLOPs (analytic, 2 per multiply-add): forward {fwd / 1e9:.2f} GFLOP per "
+             f"{s['size']}² patch; training step ≈ 3 × forward × batch = "
+             f"{per_unit['steps/s'] / 1e9:.1f} GFLOP"]
+    for row in rows:
+        if row["unit"] not in per_unit:
+            continue
+        for side in [row["ours"], *row["peers"]]:
+            med = (side.get("summary") or {}).get("median")
+            if med is None:
+                continue
+            achieved = med * per_unit[row["unit"]] / 1e9
+            shares = ", ".join(f"{100 * achieved / v:.0f} % of measured {k}"
+                               for k, v in ceilings.items() if v)
+            lines.append(f"- {row['name']}, {side['label']}: {achieved:.3g} GFLOP/s ({shares})")
+    return lines
+
+
+def run(ctx) -> dict:
+    rows = [ctx.compare(c) for c in comparisons(ctx.smoke)]
+    opts = our_settings()
+    return {"title": "U-Net training and inference vs Keras/TensorFlow", "rows": rows,
+            "markdown": _gflops_lines(rows, ctx.smoke),
+            "notes": [f"Our side's CPU settings: {opts} (torch default threads); Keras at its "
+                      "defaults (jit_compile='auto', oneDNN)."]}
