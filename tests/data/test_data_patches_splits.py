@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellrobust._validation import DataError, InputError
-from cellrobust.data import Sample, iter_patches, open_dataset, psc_split, random_patches, split_dataset
+from cellrobust.data import (
+    Sample,
+    iter_patches,
+    open_dataset,
+    psc_split,
+    random_patches,
+    split_dataset,
+)
 from cellrobust.data.splits import PSC_SPLITS, _sizes
 
 

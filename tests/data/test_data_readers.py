@@ -275,3 +275,18 @@ def test_dataset_is_lazy_sliceable_and_picklable(dij_dir: Path):
     with pytest.raises(DataError, match="t020.tif: file not found"):
         ds[2]
     assert ds.subset(["train/t011"]).names == ["train/t011"]
+
+
+def test_pixel_size_from_tiff_tags(tmp_path: Path):
+    import tifffile
+
+    image = np.zeros((8, 8), np.uint8)
+    tifffile.imwrite(tmp_path / "a.tif", image, imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"unit": "micron"})
+    tifffile.imwrite(tmp_path / "b.tif", image, resolution=(1e4 / 1.6, 1e4 / 1.6),
+                     resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "c.tif", image, resolution=(72, 72), resolutionunit="INCH")
+    for stem in "abc":
+        write(tmp_path / f"{stem}_mask.tif", np.zeros((8, 8), np.uint8))
+    sizes = [s.meta.get("pixel_size_um") for s in open_dataset(tmp_path)]
+    assert sizes[0] == pytest.approx(0.65) and sizes[1] == pytest.approx(1.6) and sizes[2] is None

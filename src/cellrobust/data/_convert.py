@@ -42,15 +42,39 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     DataError
         Naming the file when it is missing, truncated or not an image.
     """
+    return read_array_meta(path)[0]
+
+
+def read_array_meta(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """:func:`read_array` plus what the file says about itself: ``{"pixel_size_um": float}``
+    when a TIFF records its pixel size in micrometres (ImageJ ``unit=micron`` or centimetre
+    resolution units); an empty dict otherwise."""
     file = Path(path)
+    meta: dict = {}
     if file.suffix.lower() in (".tif", ".tiff") and file.is_file():
-        _check_tiff_complete(file)
+        meta = _check_tiff_complete(file)
     from cellrobust._io import read_image
 
-    return read_image(file)
+    return read_image(file), meta
 
 
-def _check_tiff_complete(file: Path) -> None:
+def _pixel_size_um(tif, page) -> float | None:
+    tag, unit = page.tags.get("XResolution"), page.tags.get("ResolutionUnit")
+    if tag is None:
+        return None
+    num, den = tag.value
+    if not num or not den:
+        return None
+    per_unit = num / den  # pixels per unit
+    imagej_unit = str((tif.imagej_metadata or {}).get("unit", "")).lower()
+    if imagej_unit in ("micron", "um", "\u00b5m"):
+        return 1.0 / per_unit
+    if unit is not None and int(unit.value) == 3:  # centimetre
+        return 1e4 / per_unit
+    return None  # inch resolutions are usually a meaningless 72 dpi default
+
+
+def _check_tiff_complete(file: Path) -> dict:
     import tifffile
 
     size = file.stat().st_size
@@ -58,6 +82,7 @@ def _check_tiff_complete(file: Path) -> None:
         with tifffile.TiffFile(file) as tif:
             page = tif.pages.first
             ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)]
+            pixel = _pixel_size_um(tif, page)
     except Exception as exc:  # tifffile raises many types on broken headers
         raise DataError(
             f"{file}: not a readable TIFF ({type(exc).__name__}: {exc}); expected a complete "
@@ -69,6 +94,7 @@ def _check_tiff_complete(file: Path) -> None:
             f"{file}: truncated TIFF: its image data needs {needed} bytes, the file has only "
             f"{size} - re-export or re-download it"
         )
+    return {"pixel_size_um": pixel} if pixel else {}
 
 
 def to_gray(image: np.ndarray, *, file: object, channel: int | None = None) -> np.ndarray:
@@ -91,7 +117,9 @@ def to_gray(image: np.ndarray, *, file: object, channel: int | None = None) -> n
     if array.dtype.type in _FLOAT_DTYPES or array.dtype.kind in "iuf":
         out = array.astype(np.float32)
         if not np.isfinite(out).all():
-            raise DataError(f"{file}: image contains NaN or infinite values; expected finite values")
+            raise DataError(
+                f"{file}: image contains NaN or infinite values; expected finite values"
+            )
         return out
     raise DataError(f"{file}: unsupported image dtype {array.dtype}")
 
@@ -177,7 +205,9 @@ def _integer_mask(array: np.ndarray, *, file: object) -> np.ndarray:
     if array.dtype.kind not in "iu":
         raise DataError(f"{file}: unsupported mask dtype {array.dtype}; expected integer labels")
     if array.dtype.kind == "i" and array.size and array.min() < 0:
-        raise DataError(f"{file}: mask holds negative values; expected labels >= 0 (0 = background)")
+        raise DataError(
+            f"{file}: mask holds negative values; expected labels >= 0 (0 = background)"
+        )
     return array
 
 

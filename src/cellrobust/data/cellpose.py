@@ -80,7 +80,7 @@ def read_npz(path: Path, *, split: str | None = None, channel: int | None = None
         raise InputError(f"split: {path} is one file; open its folder to choose a split")
     entries = []
     for file in files:
-        entries += _npz_entries(file, channel, trust_pickle, multi=len(files) > 1)
+        entries += _npz_entries(file, channel, trust_pickle)
     return Dataset(entries, format=NAME, path=path, loader=_load_npz_entry)
 
 
@@ -96,12 +96,12 @@ def _select_split(path: Path, files: list[Path], split: str | None) -> list[Path
     return wanted
 
 
-def _npz_entries(file: Path, channel: int | None, trust: bool, *, multi: bool) -> list[Entry]:
+def _npz_entries(file: Path, channel: int | None, trust: bool) -> list[Entry]:
     imgs, masks = load_npz(file, trust)
     if len(imgs) != len(masks):
         raise DataError(f"{file}: {len(imgs)} images but {len(masks)} masks; expected one mask "
                         "per image")
-    prefix = file.stem.removeprefix("cells_") if multi or file.stem.startswith("cells_") else file.stem
+    prefix = file.stem.removeprefix("cells_")
     meta = {"format": NAME, "trust_pickle": trust}
     return [Entry(name=f"{prefix}/{i:04d}", image=file, mask=file, index=i, mask_kind="instance",
                   channel=DEFAULT_NPZ_CHANNEL if channel is None else channel, meta=meta)
@@ -126,7 +126,9 @@ def _load_npz_cached(file: str, mtime_ns: int, trust: bool) -> tuple[np.ndarray,
         raise DataError(f"{file}: cannot read npz ({exc})") from exc
     except (OSError, EOFError) as exc:
         raise DataError(f"{file}: cannot read npz, the file may be truncated ({exc})") from exc
-    raise DataError(f"{file}: expected arrays 'imgs' and 'masks' (or a pickled dict), found {found}")
+    raise DataError(
+        f"{file}: expected arrays 'imgs' and 'masks' (or a pickled dict), found {found}"
+    )
 
 
 def _from_pickled_dict(file: str, obj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

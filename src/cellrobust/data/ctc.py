@@ -44,7 +44,8 @@ def _sequences(root: Path) -> list[str]:
 def _is_sequence_folder(path: Path) -> bool:
     parent = path.parent
     return (
-        path.is_dir() and _SEQ_RE.fullmatch(path.name) is not None and bool(image_files(path, FRAME_RE))
+        path.is_dir() and _SEQ_RE.fullmatch(path.name) is not None
+        and bool(image_files(path, FRAME_RE))
         and any((parent / f"{path.name}_{kind}").is_dir() for kind in ("GT", "ST"))
     )
 

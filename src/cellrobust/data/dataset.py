@@ -124,7 +124,9 @@ class Dataset(Sequence[Sample]):
             by_name = {e.name: e for e in self.entries}
             missing = [n for n in items if n not in by_name]
             if missing:
-                raise InputError(f"subset: unknown sample names {missing[:5]} ({len(missing)} in all)")
+                raise InputError(
+                    f"subset: unknown sample names {missing[:5]} ({len(missing)} in all)"
+                )
             return self._with([by_name[n] for n in items])
         return self._with([self.entries[int(i)] for i in items])
 
@@ -138,14 +140,14 @@ class Dataset(Sequence[Sample]):
 
 def load_entry(entry: Entry) -> Sample:
     """Read one frame from its files and convert it (see :mod:`cellrobust.data._convert`)."""
-    from cellrobust.data._convert import read_array, to_gray, to_labels
+    from cellrobust.data._convert import read_array, read_array_meta, to_gray, to_labels
 
-    raw = read_array(entry.image)
+    raw, file_meta = read_array_meta(entry.image)
     channel = entry.channel
     if channel is None and "rgb_channel" in entry.meta and _is_colour(raw):
         channel = entry.meta["rgb_channel"]
     image = to_gray(raw, file=entry.image, channel=channel)
-    meta: dict[str, Any] = {"source": str(entry.image), **entry.meta}
+    meta: dict[str, Any] = {"source": str(entry.image), **file_meta, **entry.meta}
     labels = None
     if entry.mask is not None:
         labels, approx = to_labels(read_array(entry.mask), file=entry.mask, kind=entry.mask_kind)
@@ -157,10 +159,13 @@ def load_entry(entry: Entry) -> Sample:
 def _is_colour(raw: np.ndarray) -> bool:
     if raw.ndim != 3 or raw.shape[-1] not in (3, 4):
         return False
-    return not (np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 1], raw[..., 2]))
+    same = np.array_equal(raw[..., 0], raw[..., 1]) and np.array_equal(raw[..., 1], raw[..., 2])
+    return not same
 
 
-def check_same_shape(image: np.ndarray, labels: np.ndarray, image_file: object, mask_file: object) -> None:
+def check_same_shape(
+    image: np.ndarray, labels: np.ndarray, image_file: object, mask_file: object
+) -> None:
     """Raise :class:`DataError` naming both files when image and mask sizes differ."""
     if image.shape[:2] != labels.shape:
         raise DataError(
@@ -170,7 +175,7 @@ def check_same_shape(image: np.ndarray, labels: np.ndarray, image_file: object, 
 
 
 class Reader(NamedTuple):
-    """One format: its name, the layout it expects, ``can_read(path)`` and ``read(path, **opts)``."""
+    """One format: name, expected layout, ``can_read(path)`` and ``read(path, **options)``."""
 
     name: str
     description: str

@@ -195,7 +195,9 @@ def download(url: str, part: Path, *, progress: bool = True, timeout: float = 60
         raise DataError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from exc
     except (URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DataError(f"{url}: cannot connect ({reason}); check the network or use a mirror") from exc
+        raise DataError(
+            f"{url}: cannot connect ({reason}); check the network or use a mirror"
+        ) from exc
     with response:
         if start and not _resumes_at(response, start):
             start = 0  # the server ignored Range: start again
@@ -249,7 +251,8 @@ def _extract_atomically(archive: Path, target: Path, src: Source, digest: str) -
     try:
         safe_extract(archive, tmp)
         top = [p for p in tmp.iterdir()]
-        content = top[0] if len(top) == 1 and top[0].is_dir() and top[0].name == target.name else tmp
+        single = len(top) == 1 and top[0].is_dir() and top[0].name == target.name
+        content = top[0] if single else tmp
         write_json(content / MARKER, {"source": src.name, "url": src.url, "sha256": digest,
                                       "verified": src.sha256 is not None})
         os.replace(content, target)

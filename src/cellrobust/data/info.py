@@ -60,8 +60,9 @@ class DatasetInfo:
             lines += [
                 f"objects per frame:   median {opf['median']:g} (min {opf['min']:g}, "
                 f"max {opf['max']:g}, mean {opf['mean']:.1f})",
-                f"foreground fraction: mean {fg['mean']:.4f} (min {fg['min']:.4f}, max {fg['max']:.4f})",
-                "object area (px):    " + ", ".join(f"p{k.lstrip('p')} {v:.0f}" for k, v in area.items()),
+                f"foreground fraction: mean {fg['mean']:.4f} "
+                f"(min {fg['min']:.4f}, max {fg['max']:.4f})",
+                "object area (px):    " + ", ".join(f"{k} {v:.0f}" for k, v in area.items()),
                 f"instances:           "
                 + ("approximate (connected components of binary masks)"
                    if self.approximate_instances else "exact (instance masks)"),

@@ -22,7 +22,9 @@ DEFAULT_N = 6
 DEFAULT_SIZE = 256
 
 
-def crop(sample: Sample, y: int, x: int, size: int | tuple[int, int], *, name: str | None = None) -> Sample:
+def crop(
+    sample: Sample, y: int, x: int, size: int | tuple[int, int], *, name: str | None = None
+) -> Sample:
     """Cut the window ``[y:y+h, x:x+w]`` from image and labels together.
 
     Returns a :class:`Sample` named ``name`` (default ``"<name>/y<y>x<x>"``) whose ``meta``
@@ -31,7 +33,9 @@ def crop(sample: Sample, y: int, x: int, size: int | tuple[int, int], *, name: s
     h, w = (size, size) if isinstance(size, (int, np.integer)) else size
     H, W = sample.shape
     if not (0 <= y <= H - h and 0 <= x <= W - w):
-        raise InputError(f"crop: window {(y, x, h, w)} does not fit {sample.name} of shape {(H, W)}")
+        raise InputError(
+            f"crop: window {(y, x, h, w)} does not fit {sample.name} of shape {(H, W)}"
+        )
     image = sample.image[y:y + h, x:x + w].copy()
     labels = None
     if sample.labels is not None:
