@@ -94,7 +94,10 @@ def _contrast(x, v, gen, quantise=True):
     return torch.round(out) if quantise else out
 
 
-def _gamma(x, v, gen, white=255.0):
+def _gamma(x, v, gen, white=None):
+    """``white`` = full-scale value; default the image maximum (numpy's rule for float input)."""
+    if white is None:
+        white = x.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
     return white * (x.clamp_min(0) / white) ** v
 
 
