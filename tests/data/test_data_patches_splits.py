@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write
+from datatest_helpers import write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import two_cells, write
+from datatest_helpers import two_cells, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from cellrobust._validation import DataError, InputError
 from cellrobust.data import Dataset, open_dataset
@@ -290,3 +293,16 @@ def test_pixel_size_from_tiff_tags(tmp_path: Path):
         write(tmp_path / f"{stem}_mask.tif", np.zeros((8, 8), np.uint8))
     sizes = [s.meta.get("pixel_size_um") for s in open_dataset(tmp_path)]
     assert sizes[0] == pytest.approx(0.65) and sizes[1] == pytest.approx(1.6) and sizes[2] is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.uint16, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+              elements=st.sampled_from([0, 1, 5, 7, 300, 65535])))
+def test_relabel_sequential_preserves_partition(mask):
+    out, approx = to_labels(mask, file="m", kind="instance")
+    assert not approx and out.dtype == np.int32
+    assert np.array_equal(out == 0, mask == 0)
+    assert np.array_equal(np.unique(out[out > 0]), np.arange(1, len(np.unique(mask[mask > 0])) + 1))
+    flat_in, flat_out = mask.ravel(), out.ravel()
+    same_in = flat_in[:, None] == flat_in[None, :]
+    assert np.array_equal(same_in, flat_out[:, None] == flat_out[None, :])
