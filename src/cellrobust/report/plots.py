@@ -69,9 +69,10 @@ def _unit(table: pd.DataFrame, artefact: str) -> str:
 
 
 def _plot_curve(ax, curve: pd.DataFrame, colours: Mapping[str, str]) -> None:
+    col = _xcol(curve)
     for seg, grp in curve.groupby("segmenter", sort=True):
-        grp = grp.sort_values("severity_index")
-        x = grp["severity"].to_numpy(float)
+        grp = grp.sort_values(col)
+        x = grp[col].to_numpy(float)
         ax.plot(x, grp["value"], "-o", ms=3, lw=1.5, color=colours[seg], label=seg)
         if grp["lo"].notna().any():
             ax.fill_between(x, grp["lo"], grp["hi"], color=colours[seg], alpha=0.18, lw=0)
@@ -110,8 +111,9 @@ def figure_artefact_panels(
                     "all background")
     counts = sub.groupby("severity_index")[["severity", "count_true"]].agg(
         {"severity": "first", "count_true": "sum"})
-    n_img = sub.groupby("severity_index")["sample"].nunique()
-    axes[0, 1].plot(counts["severity"], counts["count_true"] / n_img, "k--", lw=1,
+    counts["per_image"] = counts["count_true"] / sub.groupby("severity_index")["sample"].nunique()
+    counts = counts.reset_index().sort_values(_xcol(counts))
+    axes[0, 1].plot(counts[_xcol(counts)], counts["per_image"], "k--", lw=1,
                     label="true count")
     axes[0, 1].set_ylabel("cells per image")
     axes[0, 1].legend(fontsize=7)
@@ -123,8 +125,15 @@ def figure_artefact_panels(
 
 
 def _reference_line(ax, curve: pd.DataFrame, label: str) -> None:
-    first = curve[curve["segmenter"] == curve["segmenter"].iloc[0]].sort_values("severity_index")
-    ax.plot(first["severity"], first["value"], "k--", lw=1, label=label)
+    first = curve[curve["segmenter"] == curve["segmenter"].iloc[0]]
+    x = _xcol(first)
+    first = first.sort_values(x)
+    ax.plot(first[x], first["value"], "k--", lw=1, label=label)
+
+
+def _xcol(frame: pd.DataFrame) -> str:
+    """Plot against the severity value when finite everywhere, else the severity index."""
+    return "severity" if np.isfinite(frame["severity"].to_numpy(float)).all() else "severity_index"
 
 
 def _pr_trajectory(ax, sub: pd.DataFrame, colours, average: str) -> None:

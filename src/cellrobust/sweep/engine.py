@@ -68,7 +68,7 @@ class SweepConfig:
     severities : {"ladder", "grid"} or str or mapping
         ``"ladder"``: levels 0..5; ``"grid"``: the continuous curve grid; another string: a
         named preset of each artefact (e.g. ``"study"``); a mapping ``artefact -> values``
-        (first value should be the identity, it gives the clean rows).
+        (the identity is put first - it gives the clean rows, severity index 0).
     thresholds : tuple of float
         IoU thresholds for instance matching (columns ``tp@0.50`` ...).
     seed : int
@@ -140,6 +140,7 @@ def resolve_severities(config: SweepConfig) -> dict[str, tuple[float, ...]]:
         else:
             valid = [*SEVERITY_MODES, *art.presets]
             check_choice(f"severities (for {name})", sev, valid)
+        values = (art.identity, *(v for v in values if float(v) != art.identity))
         try:
             out[name] = tuple(art.check_value(v) for v in values)
         except InputError as exc:
