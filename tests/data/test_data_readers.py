@@ -306,3 +306,11 @@ def test_relabel_sequential_preserves_partition(mask):
     flat_in, flat_out = mask.ravel(), out.ravel()
     same_in = flat_in[:, None] == flat_in[None, :]
     assert np.array_equal(same_in, flat_out[:, None] == flat_out[None, :])
+
+
+def test_ctc_without_truth_is_recognised_but_empty(tmp_path: Path):
+    write(tmp_path / "Test-Set" / "01" / "t000.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DataError, match="empty data set \\(ctc layout"):
+        open_dataset(tmp_path / "Test-Set")
+    kept = open_dataset(tmp_path / "Test-Set", unannotated="keep")
+    assert len(kept) == 1 and kept[0].labels is None

@@ -42,22 +42,16 @@ def _sequences(root: Path) -> list[str]:
 
 
 def _is_sequence_folder(path: Path) -> bool:
-    parent = path.parent
     return (
         path.is_dir() and _SEQ_RE.fullmatch(path.name) is not None
         and bool(image_files(path, FRAME_RE))
-        and any((parent / f"{path.name}_{kind}").is_dir() for kind in ("GT", "ST"))
     )
 
 
 def can_read(path: Path) -> bool:
-    """True for a folder with ``NN/tNNN.tif`` sequences, or one such sequence folder."""
-    if _is_sequence_folder(path):
-        return True
-    seqs = _sequences(path)
-    return bool(seqs) and any(
-        (path / f"{s}_{kind}").is_dir() for s in seqs for kind in ("GT", "ST")
-    )
+    """True for a folder with ``NN/tNNN.tif`` sequences, or one such sequence folder (a data
+    set without ``NN_GT``/``NN_ST`` masks is recognised too: it has no annotated frame)."""
+    return _is_sequence_folder(path) or bool(_sequences(path))
 
 
 def read(path: Path, *, masks: str = "gt", sequences: str | Sequence[str] | None = None,

@@ -34,7 +34,7 @@ MASK_RE = r"man_seg(\d{3,4})\.tiff?"
 
 
 def _is_split_folder(path: Path) -> bool:
-    return bool(image_files(path / "input", IMAGE_RE)) and (path / "output").is_dir()
+    return bool(image_files(path / "input", IMAGE_RE))
 
 
 def can_read(path: Path) -> bool:
