@@ -14,7 +14,7 @@ import sys
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` stage and its ``fetch``/``info``/``formats`` sub-commands."""
     parser = subparsers.add_parser("data", help="fetch and describe data sets",
-                                   description=__doc__.splitlines()[0])
+                                   description="Fetch public data sets and describe data sets.")
     sub = parser.add_subparsers(dest="data_command", metavar="COMMAND",
                                 parser_class=type(parser))
     _register_fetch(sub)
