@@ -184,9 +184,8 @@ def to_labels(mask: np.ndarray, *, file: object, kind: str = "auto") -> tuple[np
     if array.ndim != 2:
         raise DataError(f"{file}: unsupported mask shape {array.shape}; expected a 2-D label image")
     array = _integer_mask(array, file=file)
-    values = np.unique(array)
-    binary = kind == "binary" or (kind == "auto" and values.size <= 2)
-    if binary:
+    values = None if kind == "binary" else np.unique(array)
+    if values is None or (kind == "auto" and values.size <= 2):
         from skimage.measure import label
 
         return label(array > 0, connectivity=2).astype(np.int32, copy=False), True
