@@ -273,17 +273,28 @@ def safe_extract(archive: Path, dest: Path) -> None:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 _check_entries(archive, [_zip_entry(zf, i) for i in zf.infolist()])
+                _check_space(archive, dest, sum(i.file_size for i in zf.infolist()))
                 zf.extractall(dest)
             return
         if tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
                 members = tf.getmembers()
                 _check_entries(archive, [_tar_entry(m) for m in members])
+                _check_space(archive, dest, sum(m.size for m in members))
                 tf.extractall(dest, members=members, filter="data")
             return
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise DataError(f"{archive}: cannot read archive ({exc}); it may be corrupted") from exc
     raise DataError(f"{archive}: not a zip or tar archive; expected a .zip or .tar(.gz) file")
+
+
+def _check_space(archive: Path, dest: Path, needed: int) -> None:
+    free = shutil.disk_usage(dest).free
+    if needed > free:
+        raise DataError(
+            f"{archive}: extracting needs {needed / 1e9:.2f} GB, only {free / 1e9:.2f} GB free "
+            f"at {dest}; free some space or choose another destination"
+        )
 
 
 def _zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, str | None, bool]:
