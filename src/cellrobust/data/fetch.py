@@ -42,6 +42,11 @@ from cellrobust._io import write_json
 from cellrobust._validation import DataError, InputError, check_choice
 
 MARKER = ".cellrobust-fetch.json"
+
+
+class UnsafeArchiveError(DataError):
+    """An archive holds entries that would escape its folder, or cannot be read at all."""
+
 CHUNK = 1 << 20
 
 
@@ -125,8 +130,8 @@ def fetch(
     digest = _download_verified(src, archive, progress=progress, timeout=timeout)
     try:
         _extract_atomically(archive, target, src, digest)
-    except DataError:
-        archive.unlink(missing_ok=True)  # an unsafe archive is useless: do not keep it
+    except UnsafeArchiveError:
+        archive.unlink(missing_ok=True)  # an unsafe or unreadable archive is useless
         raise
     if not keep_archive:
         archive.unlink(missing_ok=True)
@@ -284,8 +289,12 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 tf.extractall(dest, members=members, filter="data")
             return
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise DataError(f"{archive}: cannot read archive ({exc}); it may be corrupted") from exc
-    raise DataError(f"{archive}: not a zip or tar archive; expected a .zip or .tar(.gz) file")
+        raise UnsafeArchiveError(
+            f"{archive}: cannot read archive ({exc}); it may be corrupted"
+        ) from exc
+    raise UnsafeArchiveError(
+        f"{archive}: not a zip or tar archive; expected a .zip or .tar(.gz) file"
+    )
 
 
 def _check_space(archive: Path, dest: Path, needed: int) -> None:
@@ -314,7 +323,7 @@ def _check_entries(archive: Path, entries: list[tuple[str, str | None, bool]]) -
     bad = [f"{name!r} ({why})" for name, link, special in entries
            if (why := _unsafe(name, link, special))]
     if bad:
-        raise DataError(
+        raise UnsafeArchiveError(
             f"{archive}: unsafe archive, refusing to extract {len(bad)} entr"
             f"{'y' if len(bad) == 1 else 'ies'}: {', '.join(bad[:5])}; expected relative paths "
             "inside the archive folder - the archive was deleted, nothing was extracted"
