@@ -169,3 +169,21 @@ def test_cli_fetch_unreachable_is_one_line(tmp_path: Path, capsys):
                  "--url", "http://127.0.0.1:9/PhC-C2DL-PSC.zip"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "cannot connect" in err
+
+
+def test_tar_archives_checked_too(tmp_path: Path):
+    import tarfile
+
+    good, bad = tmp_path / "good.tar.gz", tmp_path / "bad.tar"
+    payload = tmp_path / "payload.txt"
+    payload.write_text("ok")
+    with tarfile.open(good, "w:gz") as tf:
+        tf.add(payload, arcname="set/01/readme.txt")
+    safe_extract(good, tmp_path / "out")
+    assert (tmp_path / "out" / "set" / "01" / "readme.txt").read_text() == "ok"
+    with tarfile.open(bad, "w") as tf:
+        link = tarfile.TarInfo("set/link")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
+        tf.addfile(link)
+    with pytest.raises(DataError, match="link to '../../../etc/passwd' outside"):
+        safe_extract(bad, tmp_path / "out2")
