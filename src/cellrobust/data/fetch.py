@@ -298,7 +298,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
 
 
 def _check_space(archive: Path, dest: Path, needed: int) -> None:
-    free = shutil.disk_usage(dest).free
+    existing = next(p for p in (dest, *dest.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
     if needed > free:
         raise DataError(
             f"{archive}: extracting needs {needed / 1e9:.2f} GB, only {free / 1e9:.2f} GB free "
