@@ -314,3 +314,15 @@ def test_ctc_without_truth_is_recognised_but_empty(tmp_path: Path):
         open_dataset(tmp_path / "Test-Set")
     kept = open_dataset(tmp_path / "Test-Set", unannotated="keep")
     assert len(kept) == 1 and kept[0].labels is None
+
+
+def test_unsupported_dimensionality_and_dtype_name_the_file(tmp_path: Path):
+    write(tmp_path / "vol.tif", np.zeros((5, 6, 7), np.uint8))
+    write(tmp_path / "vol_mask.tif", np.zeros((6, 7), np.uint8))
+    write(tmp_path / "cplx.npy", np.zeros((6, 7), np.complex64))
+    write(tmp_path / "cplx_mask.npy", np.zeros((6, 7), np.uint8))
+    ds = open_dataset(tmp_path)
+    with pytest.raises(DataError, match=r"cplx.npy: unsupported image dtype complex64"):
+        ds[0]
+    with pytest.raises(DataError, match=r"vol.tif: unsupported image shape \(5, 6, 7\)"):
+        ds[1]
