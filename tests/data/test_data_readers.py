@@ -326,3 +326,13 @@ def test_unsupported_dimensionality_and_dtype_name_the_file(tmp_path: Path):
         ds[0]
     with pytest.raises(DataError, match=r"vol.tif: unsupported image shape \(5, 6, 7\)"):
         ds[1]
+
+
+def test_deepimagej_instance_masks_kept_exact(dij_dir: Path):
+    write(dij_dir / "train" / "output" / "man_seg010.tif", two_cells((24, 24), (4, 9)))
+    sample = open_dataset(dij_dir, split="train")[0]
+    assert sample.labels.max() == 2 and sample.meta["approximate_instances"] is False
+
+
+def test_psc_pixel_size_from_tiff(psc_dir: Path):
+    assert open_dataset(psc_dir / "validation")[0].meta["pixel_size_um"] == pytest.approx(1.6)

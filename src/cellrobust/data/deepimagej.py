@@ -10,7 +10,8 @@ The path may be the root (``split`` picks ``train``/``validation``/``test``; Non
 split present, names prefixed by the split) or one split folder holding ``input``/``output``.
 Masks are **binary** (0/1 in the PSC files: the upstream instance labels were merged), so
 instances are derived as 8-connected components and ``meta["approximate_instances"]`` is True:
-touching cells merge into one object. The PSC input frames carry a single 0-valued pixel at
+touching cells merge into one object. (Masks holding more than two values are taken as instance
+labels and relabelled exactly.) The PSC input frames carry a single 0-valued pixel at
 (0, 0), a marker from the preparation; images are returned as read, marker included (it sets the
 frame minimum, which min-max normalisation therefore sees, as it did in the original pipeline).
 """
@@ -71,7 +72,7 @@ def _split_entries(folder: Path, split: str, *, prefix: str) -> list[Entry]:
                              "an input/tNNN.tif for every output/man_segNNN.tif")
     return [
         Entry(name=f"{prefix}/{image.stem}", image=image, mask=masks.get(number),
-              mask_kind="binary",
+              mask_kind="auto",
               meta={"format": NAME, "split": split, "frame": number})
         for number, image in sorted(images.items())
     ]
