@@ -48,7 +48,7 @@ def _polynomial_fields(rng, n: int, h: int, w: int, degree: int = 3) -> tuple:
     coef = rng.standard_normal((n, len(powers))).astype(np.float32)
     ypow = np.stack([y**i for i, _ in powers])  # (T, H)
     xpow = np.stack([x**j for _, j in powers])  # (T, W)
-    fields = np.einsum("nt,th,tw->nhw", coef, ypow, xpow, optimize=True)
+    fields = np.matmul((coef[:, :, None] * ypow[None]).transpose(0, 2, 1), xpow)  # (N, H, W)
     fields -= fields.mean(axis=(1, 2), keepdims=True)
     fields /= np.abs(fields).max(axis=(1, 2), keepdims=True) + np.float32(1e-12)
     return fields, coef

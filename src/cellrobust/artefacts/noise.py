@@ -28,7 +28,8 @@ GAUSS_STUDY_GRID = tuple(float(v) for v in np.linspace(0.0, 200.0, 41))
 def _gaussian_noise(images, value, rng, *, labels=None, dtype=None):
     noise = rng.standard_normal(images.shape, dtype=np.float32)
     noise *= np.float32(value)
-    return images + noise, [{} for _ in range(images.shape[0])]
+    noise += images
+    return noise, [{} for _ in range(images.shape[0])]
 
 
 def _speckle(images, value, rng, *, labels=None, dtype=None):
@@ -37,12 +38,29 @@ def _speckle(images, value, rng, *, labels=None, dtype=None):
     return images + images * noise, [{} for _ in range(images.shape[0])]
 
 
+def percentile_int(levels: np.ndarray, q: float) -> float:
+    """numpy's default (linear) percentile of non-negative integer values, via a histogram."""
+    counts = np.cumsum(np.bincount(levels.ravel()))
+    pos = q / 100 * (counts[-1] - 1)
+    lo = int(np.floor(pos))
+    v_lo = np.searchsorted(counts, lo, side="right")
+    v_hi = np.searchsorted(counts, min(lo + 1, counts[-1] - 1), side="right")
+    return float(v_lo + (pos - lo) * (v_hi - v_lo))
+
+
+def _p99(signal: np.ndarray, dtype) -> np.ndarray:
+    """Per-image 99th percentile (N,): a histogram for integer input, else np.percentile."""
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.integer) and signal.max() < 2**16:
+        levels = np.rint(signal).astype(np.int64)
+        return np.array([percentile_int(lv, 99) for lv in levels], dtype=np.float32)
+    return np.percentile(signal.reshape(signal.shape[0], -1), 99, axis=1).astype(np.float32)
+
+
 def _poisson(images, value, rng, *, labels=None, dtype=None, read_noise=0.0, offset=0.0):
     read_noise = check_range("read_noise", read_noise, low=0, unit="photoelectrons")
     offset = np.float32(check_range("offset", offset, unit="gray levels"))
-    n = images.shape[0]
     signal = np.maximum(images - offset, 0)
-    p99 = np.percentile(signal.reshape(n, -1), 99, axis=1).astype(np.float32)
+    p99 = _p99(signal, dtype if float(offset).is_integer() else None)
     p99 = np.where(p99 > 0, p99, 1.0).astype(np.float32)
     scale = (np.float32(value) / p99)[:, None, None]
     counts = rng.poisson(signal * scale).astype(np.float32)
