@@ -17,6 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run benchmark suites side by side")
     run.add_argument("suites", nargs="*", metavar="SUITE", help=f"any of {', '.join(SUITES)}")
     run.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), for tests")
+    run.add_argument("--no-peers", action="store_true",
+                     help="run only our side (peers reported as skipped)")
     run.add_argument("--rounds", type=int, default=None, help="A/B rounds per comparison")
     run.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     return parser
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .harness import run_suites
     return run_suites(args.suites or list(SUITES), smoke=args.smoke, rounds=args.rounds,
-                      out=args.out)
+                      out=args.out, peers=not args.no_peers)
 
 
 if __name__ == "__main__":

@@ -113,11 +113,14 @@ class Worker:
         self._log.close()
 
 
-def _start_side(side: Side, log_dir: Path, pool: dict | None,
-                key: tuple) -> tuple[Worker | None, dict]:
+def _start_side(side: Side, log_dir: Path, pool: dict | None, key: tuple,
+                skip_peers: bool = False) -> tuple[Worker | None, dict]:
     """Start (or reuse from ``pool``) and warm up one side; return (worker, result record)."""
     record = {"label": side.label, "env": side.env, "target": side.target,
               "params": side.params, "throughput": []}
+    if skip_peers and side.env != MAIN_ENV:
+        record["skipped"] = "peers disabled for this run (--no-peers)"
+        return None, record
     worker = pool.get(key) if pool is not None else None
     if worker is None or worker.proc.poll() is not None:
         try:
@@ -177,7 +180,8 @@ def _values_identical(ours: dict, others: list[dict]) -> bool | None:
     return True
 
 
-def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = None) -> dict:
+def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = None,
+            skip_peers: bool = False) -> dict:
     """Run ``cmp`` for ``rounds`` interleaved rounds; return its JSON-ready result row.
 
     With ``pool`` (a dict), worker processes are kept there and reused by later comparisons
@@ -185,7 +189,8 @@ def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = 
     uses this to stay within seconds; full runs start fresh processes for every comparison.
     """
     sides = [cmp.ours, *cmp.peers]
-    started = [_start_side(side, log_dir, pool, (side.env, i)) for i, side in enumerate(sides)]
+    started = [_start_side(side, log_dir, pool, (side.env, i), skip_peers)
+               for i, side in enumerate(sides)]
     try:
         for _ in range(rounds):
             thr = [_timed_round(w if "error" not in rec else None, rec) for w, rec in started]
@@ -216,12 +221,14 @@ class Context:
     rounds: int
     work_dir: Path
     pool: dict | None = None
+    skip_peers: bool = False
 
     def compare(self, cmp: Comparison) -> dict:
         print(f"  - {cmp.name} ...", flush=True)
         t0 = time.perf_counter()
         rounds = self.rounds if self.smoke else (cmp.rounds or self.rounds)
-        row = compare(cmp, rounds=rounds, log_dir=self.work_dir, pool=self.pool)
+        row = compare(cmp, rounds=rounds, log_dir=self.work_dir, pool=self.pool,
+                      skip_peers=self.skip_peers)
         row["wall_s"] = round(time.perf_counter() - t0, 1)
         print(f"    {_one_line(row)}  [{row['wall_s']} s]", flush=True)
         return row
@@ -257,7 +264,7 @@ def _one_line(row: dict) -> str:
 
 
 def run_suites(suites: list[str], *, smoke: bool = False, rounds: int | None = None,
-               out: str | None = None) -> int:
+               out: str | None = None, peers: bool = True) -> int:
     """Run ``suites``; write ``latest.md`` and ``latest.json`` to ``out``; return exit code."""
     import tempfile
 
@@ -272,7 +279,7 @@ def run_suites(suites: list[str], *, smoke: bool = False, rounds: int | None = N
     results, failed = [], []
     with tempfile.TemporaryDirectory(prefix="bench-work-") as tmp:
         ctx = Context(smoke=smoke, rounds=rounds, work_dir=Path(tmp),
-                      pool={} if smoke else None)
+                      pool={} if smoke else None, skip_peers=not peers)
         try:
             _run_each(suites, ctx, results, failed)
         finally:
@@ -280,7 +287,8 @@ def run_suites(suites: list[str], *, smoke: bool = False, rounds: int | None = N
                 worker.close()
     info["load_average_end"] = machine.load_average()
     info["total_wall_s"] = round(time.time() - started, 1)
-    doc = {"smoke": smoke, "rounds": rounds, "machine": info, "suites": results}
+    doc = {"smoke": smoke, "rounds": rounds, "peers": peers, "machine": info,
+           "suites": results}
     report.write(out_dir, doc)
     print(f"[bench] wrote {out_dir / 'latest.md'} and latest.json"
           + (f"; our side failed in: {failed}" if failed else ""), flush=True)

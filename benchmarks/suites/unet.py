@@ -245,12 +245,15 @@ def conv_rate(**kw):
 
 # --------------------------------------------------------------------------------- the suite
 def our_settings() -> dict:
-    """CPU options for our side: what cellrobust's training/inference choose, if they say."""
+    """CPU options for our side: what cellrobust's training loop picks on this machine."""
     try:
-        from cellrobust.training.loop import select_device_options  # noqa: F401
-    except ImportError:
-        pass
-    return {"channels_last": True, "bf16": False}
+        import torch
+        from cellrobust.training.config import TrainConfig
+        from cellrobust.training.loop import select_device_options
+        _, dtype, channels_last = select_device_options(TrainConfig())
+        return {"channels_last": bool(channels_last), "bf16": dtype is torch.bfloat16}
+    except Exception:  # training not importable: the documented fast CPU default
+        return {"channels_last": True, "bf16": False}
 
 
 def _sizes(smoke: bool) -> dict:
