@@ -52,6 +52,9 @@ def _dct_matrix() -> np.ndarray:
 
 
 DCT = _dct_matrix()
+# 2-D DCT of a row-major flattened 8x8 block as one 64x64 matrix: vec(D B D^T) = (D kron D) vec(B)
+DCT2 = np.kron(DCT, DCT)
+DCT2_T = np.ascontiguousarray(DCT2.T)
 
 
 def jpeg_dct(images8: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,13 +63,15 @@ def jpeg_dct(images8: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]
     ph, pw = -h % 8, -w % 8
     x = np.pad(images8, ((0, 0), (0, ph), (0, pw)), mode="edge") - np.float32(128)
     bh, bw = (h + ph) // 8, (w + pw) // 8
-    blocks = x.reshape(n, bh, 8, bw, 8).transpose(0, 1, 3, 2, 4)  # (N, bh, bw, 8, 8)
-    coef = DCT @ blocks @ DCT.T
-    table = quant_table(quality)
-    q = np.rint(coef / table)
+    blocks = np.ascontiguousarray(
+        x.reshape(n, bh, 8, bw, 8).transpose(0, 1, 3, 2, 4).reshape(-1, 64), dtype=np.float32)
+    table = quant_table(quality).ravel()
+    # one GEMM for every block of every image; OpenCV's gemm, not numpy's BLAS, whose thread
+    # pool stalls for tens of ms on small products when the cores are busy
+    q = np.rint(cv2.gemm(blocks, DCT2_T, 1.0, None, 0.0) / table)
     nonzero = np.count_nonzero(q.reshape(n, -1), axis=1)
-    out = DCT.T @ (q * table) @ DCT
-    out = out.transpose(0, 1, 3, 2, 4).reshape(n, bh * 8, bw * 8)[:, :h, :w]
+    out = cv2.gemm(q * table, DCT2, 1.0, None, 0.0).reshape(n, bh, bw, 8, 8).transpose(0, 1, 3, 2, 4)
+    out = out.reshape(n, bh * 8, bw * 8)[:, :h, :w]
     return np.clip(np.rint(out + np.float32(128)), 0, 255), nonzero
 
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from cellrobust.artefacts._util import reference_white
@@ -48,7 +49,8 @@ def _polynomial_fields(rng, n: int, h: int, w: int, degree: int = 3) -> tuple:
     coef = rng.standard_normal((n, len(powers))).astype(np.float32)
     ypow = np.stack([y**i for i, _ in powers])  # (T, H)
     xpow = np.stack([x**j for _, j in powers])  # (T, W)
-    fields = np.matmul((coef[:, :, None] * ypow[None]).transpose(0, 2, 1), xpow)  # (N, H, W)
+    ypow_t = np.ascontiguousarray(ypow.T)  # (H, T)
+    fields = np.stack([cv2.gemm(ypow_t * c, xpow, 1.0, None, 0.0) for c in coef])  # (N, H, W)
     fields -= fields.mean(axis=(1, 2), keepdims=True)
     fields /= np.abs(fields).max(axis=(1, 2), keepdims=True) + np.float32(1e-12)
     return fields, coef
