@@ -56,8 +56,12 @@ def draw_params(rng: np.random.Generator, cfg, n: int, *, round_: bool = False) 
     contrast = cfg.cell_contrast * np.exp(rng.normal(0.0, cfg.contrast_spread, n))
     has_tail = (rng.random(n) < cfg.protrusion_fraction) & (not round_)
     tail = np.where(has_tail, a * rng.uniform(0.4, 1.4, n), 0.0)
+    has_sheet = (rng.random(n) < cfg.sheet_fraction) & (not round_)
+    sheet = np.where(has_sheet, cfg.sheet_contrast * rng.uniform(0.5, 1.5, n), 0.0)
     return {"y": np.zeros(n), "x": np.zeros(n), "angle": rng.uniform(0, np.pi, n), "a": a, "b": b,
-            "p": p, "s": s, "contrast": contrast * (1.25 if round_ else 1.0), "tail": tail}
+            "p": p, "s": s, "contrast": contrast * (1.25 if round_ else 1.0), "tail": tail,
+            "sheet": sheet, "sheet_angle": np.sort(rng.uniform(0, 2 * np.pi, (n, 5)), axis=1),
+            "sheet_radius": rng.uniform(1.2, 2.8, (n, 5)), "sheet_shift": rng.normal(0, 0.3, (n, 2))}
 
 
 def _power(x: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -191,7 +195,18 @@ class Canvas:
         np.maximum(region, body, out=region)
         if params["tail"] > 0:
             self._protrusion(params)
+        if params["sheet"] > 0:
+            self._sheet(params)
         return True
+
+    def _sheet(self, cell: dict) -> None:
+        """A faint flattened cytoplasm sheet (lamellipodium) around the cell, unlabelled: a
+        random pentagon 1.2-2.8 cell half-lengths in radius."""
+        angle, radius = np.asarray(cell["sheet_angle"]), cell["a"] * np.asarray(cell["sheet_radius"])
+        cy = cell["y"] + cell["a"] * cell["sheet_shift"][0]
+        cx = cell["x"] + cell["a"] * cell["sheet_shift"][1]
+        points = np.stack([cx + radius * np.cos(angle), cy + radius * np.sin(angle)], axis=1)
+        cv2.fillPoly(self.faint, [np.rint(points).astype(np.int32)], float(cell["sheet"]))
 
     def _protrusion(self, cell: dict) -> None:
         """A faint thin process leaving the narrow tip, fading in two steps (unlabelled, as in

@@ -77,6 +77,9 @@ class SimConfig:
         Fraction of cells that are rounded daughter pairs of a division (bright, touching).
     protrusion_fraction : float
         Fraction of cells with a faint unlabelled process beyond the narrow tip.
+    sheet_fraction, sheet_contrast
+        Fraction of cells with a faint unlabelled flattened cytoplasm sheet around them
+        (lamellipodia, 1.2-2.8 half-lengths in radius), and its median brightness.
     cell_contrast, contrast_spread
         Median peak brightness of a cell relative to background, and its log-spread.
     psf_sigma_px : float
@@ -110,20 +113,22 @@ class SimConfig:
 
     shape: tuple[int, int] = (576, 720)
     pixel_size_um: float = 1.6
-    n_cells: tuple[int, int] = (150, 330)
+    n_cells: tuple[int, int] = (150, 310)
     cell_area_px: float = 128.0
     cell_area_spread: float = 0.22
     cell_area_limits_px: tuple[float, float] = (65.0, 400.0)
     elongation: float = 2.7
     elongation_spread: float = 0.45
     taper_range: tuple[float, float] = (0.6, 1.8)
-    asymmetry: float = 0.45
+    asymmetry: float = 0.7
     clustering: float = 0.6
     n_clusters: tuple[int, int] = (4, 12)
     cluster_radius_px: float = 45.0
-    touching_fraction: float = 0.2
+    touching_fraction: float = 0.15
     doublet_fraction: float = 0.04
     protrusion_fraction: float = 0.5
+    sheet_fraction: float = 0.7
+    sheet_contrast: float = 0.045
     cell_contrast: float = 1.0
     contrast_spread: float = 0.25
     psf_sigma_px: float = 0.9
@@ -132,20 +137,20 @@ class SimConfig:
     halo_strength: float = 0.25
     halo_width_px: float = 2.0
     halo_angle_deg: float = 90.0
-    background_mean: float = 132.0
+    background_mean: float = 133.5
     background_spread: float = 0.04
     vignetting: float = 0.24
     vignetting_centre: tuple[float, float] = (0.62, 0.45)
     illumination_variation: float = 0.02
-    texture: float = 0.02
+    texture: float = 0.004
     texture_sigma_px: float = 1.5
-    blotches: float = 0.015
+    blotches: float = 0.005
     bright_specks: float = 25.0
     dark_specks: float = 15.0
     rings: float = 1.5
     read_noise: float = 1.0
     shot_noise_gain: float = 0.01
-    jpeg_quality: int | None = 80
+    jpeg_quality: int | None = 60
     display_gamma: float = 1.222
     display_white_level: float = 219.0
 
@@ -198,6 +203,7 @@ _RANGES = (
     ("elongation", 1.0, 8.0), ("elongation_spread", 0.0, 2.0), ("asymmetry", 0.0, 0.9),
     ("clustering", 0.0, 1.0), ("cluster_radius_px", 1.0, 1e4), ("touching_fraction", 0.0, 1.0),
     ("doublet_fraction", 0.0, 1.0), ("protrusion_fraction", 0.0, 1.0),
+    ("sheet_fraction", 0.0, 1.0), ("sheet_contrast", 0.0, 1.0),
     ("cell_contrast", 0.0, 10.0), ("contrast_spread", 0.0, 2.0), ("psf_sigma_px", 0.0, 10.0),
     ("glow", 0.0, 2.0), ("glow_sigma_px", 0.0, 50.0), ("halo_strength", 0.0, 2.0),
     ("halo_width_px", 0.1, 20.0), ("halo_angle_deg", -360.0, 360.0),
