@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""Calibrate the artefact ladders: Jaccard vs severity of a segmenter on PSC validation patches.
+
+For every artefact (or those named), corrupt N random 256x256 validation patches at each value
+of the artefact's curve grid (process-stable streams ``stream(seed, patch, artefact, value)``),
+segment them, and pool the pixel counts into one Jaccard (micro average). Then propose a
+ladder whose levels 1..5 hit the Jaccard fractions ``1 - target*k/5`` of the clean score
+(level 5 = ``(1 - target)`` x clean, i.e. "level 5 roughly halves the Jaccard" for
+``--target 0.5``), by linear interpolation on the measured curve (first crossing).
+
+Writes ``--out`` (JSON: curves and proposals) and prints a markdown table for docs/artefacts.md.
+
+Example (niced, 2 threads)::
+
+    nice -n 10 .venv/bin/python scripts/calibrate_ladders.py \\
+        --segmenter /work/runs/psc-original/best.pt \\
+        --data ../shared/data/psc/validation --patches 2 --out /tmp/calibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--segmenter", required=True,
+                   help="checkpoint path (.pt) or baseline name (dog_otsu, nlm_otsu, otsu)")
+    p.add_argument("--data", required=True, help="PSC validation folder (DeepImageJ layout)")
+    p.add_argument("--patches", type=int, default=2, help="random 256x256 patches per frame")
+    p.add_argument("--frames", type=int, default=None, help="use only the first N frames")
+    p.add_argument("--artefact", action="append", help="only these artefacts (repeatable)")
+    p.add_argument("--max-values", type=int, default=12,
+                   help="at most this many grid values per artefact (evenly subsampled)")
+    p.add_argument("--target", type=float, default=0.5,
+                   help="fraction of the clean Jaccard lost at level 5 (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--out", required=True, help="JSON output")
+    return p.parse_args(argv)
+
+
+def load_patches(data: str, n_per_frame: int, frames: int | None, seed: int):
+    """Random 256x256 patches (image + labels) of the validation frames."""
+    from cellrobust.data import open_dataset, random_patches
+
+    dataset = open_dataset(data)
+    count = len(dataset) if frames is None else min(frames, len(dataset))
+    patches = []
+    for i in range(count):
+        frame = dataset[i]
+        patches.extend(random_patches(frame, n_per_frame, 256, rng=np.random.default_rng([seed, i])))
+    return patches
+
+
+def jaccard(segmenter, images: np.ndarray, labels: np.ndarray) -> float:
+    """Pooled (micro) pixel Jaccard of ``segmenter`` on (N, H, W) images."""
+    from cellrobust.metrics.pixel import pixel_counts
+
+    pred = segmenter.segment(images)
+    counts = [pixel_counts(t, p) for t, p in zip(labels, pred)]
+    tp = sum(c["tp"] for c in counts)
+    union = sum(c["tp"] + c["fp"] + c["fn"] for c in counts)
+    return tp / union if union else 1.0
+
+
+def subsample(grid, k: int) -> list[float]:
+    grid = list(grid)
+    if len(grid) <= k:
+        return grid
+    idx = np.unique(np.round(np.linspace(0, len(grid) - 1, k)).astype(int))
+    return [grid[i] for i in idx]
+
+
+def curve(segmenter, patches, name: str, values, seed: int) -> list[dict]:
+    """Jaccard at every value (the identity first)."""
+    from cellrobust import artefacts
+
+    rows = []
+    for value in values:
+        imgs, labs = [], []
+        for p in patches:
+            out, _ = artefacts.apply(p, name, value,
+                                     rng=artefacts.stream(seed, p.name, name, value))
+            imgs.append(out.image)
+            labs.append(out.labels)
+        start = time.perf_counter()
+        score = jaccard(segmenter, np.stack(imgs), np.stack(labs))
+        rows.append({"value": float(value), "jaccard": score,
+                     "seconds": round(time.perf_counter() - start, 2)})
+        print(f"  {name:<15} {value:>10g}  J = {score:.4f}", flush=True)
+    return rows
+
+
+def _sig(x: float, digits: int = 2) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(round(x, digits - 1 - int(math.floor(math.log10(abs(x))))))
+
+
+def propose(rows: list[dict], identity: float, target: float) -> tuple[list[float], bool]:
+    """Ladder whose level k reaches Jaccard ``J0 * (1 - target * k / 5)`` (first crossing).
+
+    Returns (ladder, reached): ``reached`` is False when the grid never degrades the Jaccard to
+    the level-5 goal; then the missing levels are taken at the grid's end.
+    """
+    j0 = rows[0]["jaccard"]
+    values = [r["value"] for r in rows]
+    scores = [r["jaccard"] for r in rows]
+    ladder, reached = [identity], True
+    for k in range(1, 6):
+        goal = j0 * (1 - target * k / 5)
+        hit = next((i for i in range(1, len(rows)) if scores[i] <= goal), None)
+        if hit is None:
+            reached = False
+            ladder.append(values[-1])
+            continue
+        v0, v1, s0, s1 = values[hit - 1], values[hit], scores[hit - 1], scores[hit]
+        if math.isinf(v0):  # poisson identity = inf photons: interpolate in log from v1 * 10
+            v0 = v1 * 10
+        frac = 0.0 if s0 == s1 else (s0 - goal) / (s0 - s1)
+        if v0 > 0 and v1 > 0 and max(v0, v1) / min(v0, v1) > 3:
+            value = math.exp(math.log(v0) + frac * (math.log(v1) - math.log(v0)))
+        else:
+            value = v0 + frac * (v1 - v0)
+        ladder.append(_sig(value))
+    for i in range(2, 6):  # keep the ladder strictly monotone
+        if ladder[i] == ladder[i - 1]:
+            ladder[i] = _sig(ladder[i - 1] * (1.1 if ladder[-1] >= ladder[1] else 0.9), 3)
+    return ladder, reached
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from cellrobust import artefacts
+    from cellrobust.segmenters import get_segmenter
+
+    segmenter = get_segmenter(args.segmenter)
+    patches = load_patches(args.data, args.patches, args.frames, args.seed)
+    print(f"{len(patches)} patches, segmenter {args.segmenter}", flush=True)
+    names = args.artefact or artefacts.names()
+    result = {"segmenter": str(args.segmenter), "data": args.data, "patches": len(patches),
+              "target": args.target, "seed": args.seed, "artefacts": {}}
+    for name in names:
+        art = artefacts.get(name)
+        values = subsample(art.grid, args.max_values)
+        rows = curve(segmenter, patches, name, values, args.seed)
+        ladder, reached = propose(rows, art.identity, args.target)
+        result["artefacts"][name] = {"unit": art.unit, "curve": rows, "current": list(art.ladder),
+                                     "proposed": ladder, "reached": reached}
+        from cellrobust._io import write_json
+
+        write_json(args.out, result)  # after every artefact: partial results survive
+    print(markdown(result))
+    return 0
+
+
+def markdown(result: dict) -> str:
+    lines = ["| artefact | unit | clean J | J at level 5 (current ladder) | proposed ladder "
+             "(levels 1-5) | goal reached |", "|---|---|---|---|---|---|"]
+    for name, info in result["artefacts"].items():
+        curve_ = info["curve"]
+        j0 = curve_[0]["jaccard"]
+        j5 = _interp(curve_, info["current"][5])
+        prop = ", ".join(f"{v:g}" for v in info["proposed"][1:])
+        lines.append(f"| {name} | {info['unit']} | {j0:.3f} | {j5:.3f} | {prop} | "
+                     f"{'yes' if info['reached'] else 'no (grid end)'} |")
+    return "\n".join(lines)
+
+
+def _interp(rows: list[dict], value: float) -> float:
+    xs = np.array([r["value"] for r in rows], dtype=float)
+    ys = np.array([r["jaccard"] for r in rows], dtype=float)
+    finite = np.isfinite(xs)
+    xs, ys = xs[finite], ys[finite]
+    order = np.argsort(xs)
+    return float(np.interp(value, xs[order], ys[order]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
