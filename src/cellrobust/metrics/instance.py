@@ -272,9 +272,11 @@ def _match_counts(ov: Overlap, s: np.ndarray, thr: np.ndarray) -> tuple[np.ndarr
     above = s[None, :] >= thr[:, None]
     tp = above.sum(axis=1).astype(np.int64)
     sum_iou = (above * s[None, :]).sum(axis=1)
-    level = _conflict_level(ov, s)
-    for i in np.flatnonzero(thr <= level):
-        tp[i], sum_iou[i] = _hungarian_counts(ov, s, thr[i])
+    contested = np.flatnonzero(thr <= _conflict_level(ov, s))
+    if contested.size:
+        comp = _components(ov)
+        for i in contested:
+            tp[i], sum_iou[i] = _hungarian_counts(ov, s, thr[i], comp)
     return tp, sum_iou
 
 
@@ -293,14 +295,24 @@ def _conflict_level(ov: Overlap, s: np.ndarray) -> float:
     return max(_second_largest(ov.rows, s), _second_largest(ov.cols, s))
 
 
-def _hungarian_counts(ov: Overlap, s: np.ndarray, t: float) -> tuple[int, float]:
-    """TP and summed score at threshold ``t`` where some objects compete for partners."""
+def _components(ov: Overlap) -> np.ndarray:
+    """Connected group of every object (true objects first) in the graph of overlapping pairs."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    n = ov.n_true + ov.n_pred
+    graph = coo_matrix((np.ones(ov.rows.size), (ov.rows, ov.n_true + ov.cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _hungarian_counts(ov: Overlap, s: np.ndarray, t: float, comp: np.ndarray) -> tuple[int, float]:
+    """TP and summed score at threshold ``t`` where some objects compete for partners.
+
+    Groups of objects linked by overlaps are independent assignment problems (pairs across
+    groups score 0), so the Hungarian algorithm runs only on the groups where an object has two
+    or more candidates ``>= t``; elsewhere every candidate pair is matched.
+    """
     n_t, n_p = ov.n_true, ov.n_pred
-    graph = coo_matrix((np.ones(s.size), (ov.rows, n_t + ov.cols)), shape=(n_t + n_p,) * 2)
-    _, comp = connected_components(graph, directed=False)
     pair_comp = comp[ov.rows]
     edge = s >= t
     deg_t = np.bincount(ov.rows[edge], minlength=n_t)

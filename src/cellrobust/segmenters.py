@@ -1,0 +1,325 @@
+"""Segmenters: one interface for U-Nets and classical baselines.
+
+Every segmenter takes gray-level images as read or corrupted, normalises them itself, and
+returns foreground probabilities (``predict_proba``) or instance labels (``segment``), so every
+table and figure treats a model checkpoint and a classical pipeline alike.
+
+Classical baselines (the comparison pipelines of the PSC robustness paper):
+
+``dog_otsu``
+    Difference of Gaussians ``G(σ_low) − G(σ_high)`` (σ_low = 3.5 px, σ_high = √2·σ_low, or
+    σ_low calibrated from the cell diameters of training masks, :func:`calibrate_dog_sigma`),
+    Otsu threshold, connected components. Computed in float64 throughout (the reference
+    implementation truncated the filtered image to 8 bits before Otsu).
+``nlm_otsu``
+    Non-local means denoising, Otsu, components. ``method="opencv"`` (default, the study's
+    ``cv2.fastNlMeansDenoising`` with h = 25, template 7, search 21): OpenCV's fast implementation
+    only accepts 8-bit input, so the image is min-max scaled to 0..255 and rounded to uint8
+    first — ``h`` is in those 8-bit gray levels. ``method="skimage"``: scikit-image's
+    ``denoise_nl_means`` in float, with ``h = h_factor · σ̂`` from the estimated noise σ̂
+    (Immerkær's estimator). Equal ``h`` is not equal strength between the two.
+``otsu``
+    Plain Otsu threshold of the image: the floor.
+
+References
+----------
+Otsu, "A threshold selection method from gray-level histograms", IEEE TSMC 9, 1979.
+Buades, Coll & Morel, "A non-local algorithm for image denoising", CVPR 2005.
+Immerkær, "Fast noise variance estimation", CVIU 64, 1996.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cellrobust._validation import InputError, collect_errors, suggest
+
+BASELINES: tuple[str, ...] = ("dog_otsu", "nlm_otsu", "otsu")
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What every segmenter provides.
+
+    Attributes
+    ----------
+    name : str
+    """
+
+    name: str
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) gray levels -> (N, H, W) float32 foreground probabilities in [0, 1]."""
+
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) gray levels -> (N, H, W) int32 instance labels (0 = background)."""
+
+
+@dataclass(frozen=True)
+class ClassicalConfig:
+    """Options shared by the classical baselines (see the module docstring).
+
+    Attributes
+    ----------
+    polarity : {"bright", "dark"}
+        Whether cells are brighter (phase-contrast PSC, default) or darker than background.
+    nbins : int
+        Histogram bins of the Otsu threshold (on the float range, not truncated to 8 bits).
+    connectivity : {8, 4}
+    min_size : int
+        Objects smaller than this many pixels are dropped (0 = keep all, as the study).
+    fill_holes : bool
+    sigma_low, sigma_high : float or None
+        DoG scales in pixels (``dog_otsu``); ``sigma_high=None`` means √2·σ_low.
+    method : {"opencv", "skimage"}
+        Non-local means implementation (``nlm_otsu``).
+    h, template, search : float, int, int
+        OpenCV filter strength (8-bit gray levels), patch and search window sizes (odd, px).
+    h_factor : float
+        scikit-image strength as a multiple of the estimated noise σ.
+    """
+
+    polarity: str = "bright"
+    nbins: int = 1024
+    connectivity: int = 8
+    min_size: int = 0
+    fill_holes: bool = False
+    sigma_low: float = 3.5
+    sigma_high: float | None = None
+    method: str = "opencv"
+    h: float = 25.0
+    template: int = 7
+    search: int = 21
+    h_factor: float = 0.8
+
+    def __post_init__(self) -> None:
+        errors = []
+        if self.polarity not in ("bright", "dark"):
+            errors.append(f"polarity: expected 'bright' or 'dark', got {self.polarity!r}")
+        if self.method not in ("opencv", "skimage"):
+            errors.append(f"method: expected 'opencv' or 'skimage', got {self.method!r}")
+        if self.connectivity not in (4, 8):
+            errors.append(f"connectivity: expected 8 or 4, got {self.connectivity!r}")
+        if not (isinstance(self.nbins, int) and self.nbins >= 2):
+            errors.append(f"nbins: expected an integer >= 2, got {self.nbins!r}")
+        if not (isinstance(self.min_size, int) and self.min_size >= 0):
+            errors.append(f"min_size: expected an integer >= 0, got {self.min_size!r}")
+        if not _positive(self.sigma_low):
+            errors.append(f"sigma_low: expected a positive number of pixels, got {self.sigma_low!r}")
+        if self.sigma_high is not None and not (
+            _positive(self.sigma_high) and self.sigma_high > self.sigma_low
+        ):
+            errors.append(f"sigma_high: expected None or a number > sigma_low, got {self.sigma_high!r}")
+        for name in ("template", "search"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1 and value % 2 == 1):
+                errors.append(f"{name}: expected an odd positive window size, got {value!r}")
+        for name in ("h", "h_factor"):
+            if not _positive(getattr(self, name)):
+                errors.append(f"{name}: expected a positive number, got {getattr(self, name)!r}")
+        collect_errors(errors, "classical segmenter options")
+
+    @property
+    def sigma_pair(self) -> tuple[float, float]:
+        high = self.sigma_high if self.sigma_high is not None else math.sqrt(2) * self.sigma_low
+        return float(self.sigma_low), float(high)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value) and value > 0
+
+
+class ClassicalSegmenter:
+    """Filter -> Otsu threshold -> connected components, one image at a time.
+
+    Parameters
+    ----------
+    name : {"dog_otsu", "nlm_otsu", "otsu"}
+    config : ClassicalConfig
+    """
+
+    def __init__(self, name: str, config: ClassicalConfig | None = None) -> None:
+        if name not in BASELINES:
+            raise InputError(f"name: unknown baseline {name!r}{suggest(name, BASELINES)}; "
+                             f"valid values are: {', '.join(BASELINES)}")
+        self.name = name
+        self.config = config or ClassicalConfig()
+
+    def __repr__(self) -> str:
+        return f"ClassicalSegmenter({self.name!r}, {self.config!r})"
+
+    def filtered(self, image: np.ndarray) -> np.ndarray:
+        """The filtered float64 image the threshold is computed on (cells positive/high)."""
+        image = np.asarray(image, dtype=np.float64)
+        if self.config.polarity == "dark":
+            image = -image
+        if self.name == "dog_otsu":
+            return _dog(image, *self.config.sigma_pair)
+        if self.name == "nlm_otsu":
+            return _nlm(image, self.config)
+        return image
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """Binary foreground (0/1, float32) for (H, W) or (N, H, W) images."""
+        stack, squeeze = _as_stack(images)
+        out = np.empty(stack.shape, dtype=np.float32)
+        for i, image in enumerate(stack):
+            out[i] = _otsu_mask(self.filtered(image), self.config.nbins)
+        return out[0] if squeeze else out
+
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        """Instance labels (int32) for (H, W) or (N, H, W) images."""
+        from cellrobust.models.postprocess import probabilities_to_labels
+
+        c = self.config
+        return probabilities_to_labels(self.predict_proba(images), threshold=0.5,
+                                       connectivity=c.connectivity, fill_holes=c.fill_holes,
+                                       min_size=c.min_size)
+
+
+def _as_stack(images) -> tuple[np.ndarray, bool]:
+    array = np.asarray(images)
+    if array.ndim == 2:
+        return array[None], True
+    if array.ndim == 3:
+        return array, False
+    raise InputError(f"images: expected (H, W) or (N, H, W) gray images, got shape {array.shape}")
+
+
+def _otsu_mask(filtered: np.ndarray, nbins: int) -> np.ndarray:
+    from skimage.filters import threshold_otsu
+
+    finite = filtered[np.isfinite(filtered)]
+    if finite.size == 0 or finite.min() == finite.max():
+        return np.zeros(filtered.shape, dtype=bool)
+    return filtered > threshold_otsu(finite, nbins=nbins)
+
+
+def _dog(image: np.ndarray, sigma_low: float, sigma_high: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(image, sigma_low, mode="reflect") - gaussian_filter(
+        image, sigma_high, mode="reflect")
+
+
+def _nlm(image: np.ndarray, config: ClassicalConfig) -> np.ndarray:
+    if config.method == "opencv":
+        import cv2
+
+        denoised = cv2.fastNlMeansDenoising(to_uint8(image), None, h=float(config.h),
+                                            templateWindowSize=config.template,
+                                            searchWindowSize=config.search)
+        return denoised.astype(np.float64)
+    from skimage.restoration import denoise_nl_means
+
+    sigma = estimate_noise_sigma(image)
+    return denoise_nl_means(image, h=config.h_factor * max(sigma, 1e-12),
+                            patch_size=config.template, patch_distance=config.search // 2,
+                            fast_mode=True, sigma=sigma)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Min-max scale to 0..255 and round to uint8 (OpenCV's NLM accepts only 8-bit input)."""
+    image = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        return np.zeros(image.shape, dtype=np.uint8)
+    return np.rint((image - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+    """Standard deviation of additive white noise, Immerkær's (1996) Laplacian estimator.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W), H, W >= 3
+
+    Returns
+    -------
+    float
+        σ̂ in the image's gray levels.
+    """
+    from scipy.signal import convolve2d
+
+    image = np.asarray(image, dtype=np.float64)
+    if min(image.shape) < 3:
+        return 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    response = np.abs(convolve2d(image, kernel, mode="valid"))
+    h, w = image.shape
+    return float(math.sqrt(math.pi / 2) * response.sum() / (6.0 * (w - 2) * (h - 2)))
+
+
+def calibrate_dog_sigma(masks) -> float:
+    """σ_low of the DoG matched to the median cell diameter of training masks.
+
+    A blob of radius r gives the strongest band-pass (Laplacian-of-Gaussian-like) response at
+    σ = r/√2, so σ_low = d̃ / (2√2) for the median equivalent diameter d̃ = 2·√(area/π) of the
+    8-connected components of ``masks > 0``. (The study's σ_low = 3.5 px matches d̃ ≈ 9.9 px.)
+
+    Parameters
+    ----------
+    masks : iterable of ndarray (H, W)
+        Training masks or labels (foreground > 0).
+
+    Returns
+    -------
+    float
+        σ_low in pixels.
+    """
+    from scipy import ndimage as ndi
+
+    areas = []
+    for mask in masks:
+        labels, n = ndi.label(np.asarray(mask) > 0, structure=np.ones((3, 3), bool))
+        if n:
+            areas.append(np.bincount(labels.ravel())[1:])
+    if not areas:
+        raise InputError("masks: no foreground object found; cannot measure cell diameters")
+    diameter = 2.0 * math.sqrt(float(np.median(np.concatenate(areas))) / math.pi)
+    return diameter / (2.0 * math.sqrt(2.0))
+
+
+def get_segmenter(spec, **options) -> Segmenter:
+    """Resolve a baseline name or a checkpoint path to a :class:`Segmenter`.
+
+    Parameters
+    ----------
+    spec : str, os.PathLike or Segmenter
+        ``"dog_otsu"``, ``"nlm_otsu"``, ``"otsu"``, a path to a U-Net checkpoint (``.pt``;
+        loaded with ``cellrobust.models.inference.UNetSegmenter.from_checkpoint``), or a
+        segmenter (returned as is).
+    **options
+        Baselines: fields of :class:`ClassicalConfig`. Checkpoints: passed to
+        ``from_checkpoint``.
+
+    Returns
+    -------
+    Segmenter
+    """
+    if isinstance(spec, Segmenter) and not isinstance(spec, (str, Path)):
+        return spec
+    text = str(spec)
+    if text in BASELINES:
+        known = {f.name for f in fields(ClassicalConfig)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InputError(f"options: unknown option(s) {', '.join(unknown)} for {text!r}; "
+                             f"valid options are: {', '.join(sorted(known))}")
+        return ClassicalSegmenter(text, ClassicalConfig(**options))
+    path = Path(text)
+    if path.suffix in (".pt", ".pth") or path.is_file():
+        if not path.is_file():
+            raise InputError(f"spec: checkpoint {path} not found; give an existing .pt file "
+                             f"or one of: {', '.join(BASELINES)}")
+        from cellrobust.models.inference import UNetSegmenter
+
+        return UNetSegmenter.from_checkpoint(path, **options)
+    raise InputError(f"spec: {text!r} is neither a baseline{suggest(text, BASELINES)} nor an "
+                     f"existing checkpoint file; valid baselines are: {', '.join(BASELINES)}")
