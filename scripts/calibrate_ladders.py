@@ -20,11 +20,9 @@ Example (niced, 2 threads)::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -56,7 +54,8 @@ def load_patches(data: str, n_per_frame: int, frames: int | None, seed: int):
     patches = []
     for i in range(count):
         frame = dataset[i]
-        patches.extend(random_patches(frame, n_per_frame, 256, rng=np.random.default_rng([seed, i])))
+        rng = np.random.default_rng([seed, i])
+        patches.extend(random_patches(frame, n_per_frame, 256, rng=rng))
     return patches
 
 

@@ -70,7 +70,8 @@ def jpeg_dct(images8: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]
     # pool stalls for tens of ms on small products when the cores are busy
     q = np.rint(cv2.gemm(blocks, DCT2_T, 1.0, None, 0.0) / table)
     nonzero = np.count_nonzero(q.reshape(n, -1), axis=1)
-    out = cv2.gemm(q * table, DCT2, 1.0, None, 0.0).reshape(n, bh, bw, 8, 8).transpose(0, 1, 3, 2, 4)
+    out = cv2.gemm(q * table, DCT2, 1.0, None, 0.0)
+    out = out.reshape(n, bh, bw, 8, 8).transpose(0, 1, 3, 2, 4)
     out = out.reshape(n, bh * 8, bw * 8)[:, :h, :w]
     return np.clip(np.rint(out + np.float32(128)), 0, 255), nonzero
 

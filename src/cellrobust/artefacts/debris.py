@@ -10,7 +10,8 @@ times the image's 1-99 % percentile range. Centres fall on background pixels whe
 given (anywhere otherwise). Labels are untouched: debris is not a cell.
 
 The parameter is the expected number of particles per 256 x 256 px (scaled with the image
-area; the fractional part is rounded stochastically, so small patches still get debris). Particles of a lower count are a prefix of those of a higher count for the
+area; the fractional part is rounded stochastically, so small patches still get debris).
+Particles of a lower count are a prefix of those of a higher count for the
 same generator, so degradation is monotone in the parameter.
 """
 

@@ -133,8 +133,8 @@ def zoom_crops(
         meta = {"zoom": zoom, "window_px": side, "crop_yx": [y0, x0]}
         if "pixel_size_um" in frame.meta:
             meta["pixel_size_um"] = float(frame.meta["pixel_size_um"]) * side / size
-        patches.append(frame.with_(image=crop, labels=labels, name=f"{frame.name}/zoom{zoom:g}/p{i}",
-                                   meta=meta))
+        name = f"{frame.name}/zoom{zoom:g}/p{i}"
+        patches.append(frame.with_(image=crop, labels=labels, name=name, meta=meta))
     return patches
 
 

@@ -1,4 +1,4 @@
-"""``cellrobust artefacts list|gallery`` and ``cellrobust corrupt``: the artefact library on the CLI.
+"""``cellrobust artefacts list|gallery`` and ``cellrobust corrupt``: artefacts on the CLI.
 
 Both stages live here; :func:`register` adds the two top-level sub-commands.
 """
