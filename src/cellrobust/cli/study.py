@@ -1,0 +1,197 @@
+"""``cellrobust study``, ``cellrobust sweep`` and ``cellrobust report``: flags -> configs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from cellrobust.cli._common import add_quiet, add_seed
+
+PRESETS = ("quick", "paper", "nma", "full")
+
+
+def register(subparsers) -> None:
+    _register_study(subparsers)
+    _register_sweep(subparsers)
+    _register_report(subparsers)
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(t) for t in _csv(text))
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artefacts", type=_csv, metavar="A,B",
+                   help="artefacts to sweep, comma-separated ('cellrobust artefacts list')")
+    p.add_argument("--severities", metavar="MODE",
+                   help="'ladder' (levels 0-5), 'grid' (curve grid) or a named artefact preset "
+                   "such as 'study'")
+    p.add_argument("--thresholds", type=_floats, metavar="T,T",
+                   help="IoU thresholds of instance matching (default 0.5,0.6,0.7,0.8,0.9)")
+    p.add_argument("--workers", type=int, help="local worker processes for the sweep")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask distributed scheduler address (tcp://host:8786) to run cells on")
+    p.add_argument("--batch-size", type=int, help="images per segmenter call")
+    add_seed(p, default=0)
+    add_quiet(p)
+
+
+def _register_study(subparsers) -> None:
+    p = subparsers.add_parser(
+        "study", help="the whole robustness study: train, sweep, score, report",
+        description="Train the recipes (or take --model), degrade the evaluation images with "
+        "each artefact, segment with every model and baseline, and write scores, figures and "
+        "a single-file HTML report. Presets: quick (simulated data, <= 10 min on 2 cores), "
+        "paper (PhC-C2DL-PSC protocol, needs --data), nma (speckle, Neuromatch), full (every "
+        "artefact).")
+    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument("--data", metavar="PATH", help="data set (default: embedded simulator)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default results/<preset>)")
+    p.add_argument("--model", action="append", default=None, metavar="[NAME=]CKPT",
+                   help="evaluate this checkpoint too (repeatable)")
+    p.add_argument("--recipes", type=_csv, metavar="R,R",
+                   help="training recipes (original,augmented,artefact,nma); 'none' = no "
+                   "training")
+    p.add_argument("--baselines", type=_csv, metavar="B,B", help="classical baselines")
+    p.add_argument("--train-frames", type=int, help="training frames (default: preset)")
+    p.add_argument("--eval-frames", type=int, help="evaluation frames (default: preset)")
+    p.add_argument("--patches", type=int, help="evaluation patches per frame")
+    p.add_argument("--patch-size", type=int, help="evaluation patch side in px")
+    p.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
+    p.add_argument("--n-boot", type=int, help="bootstrap replicates for confidence intervals")
+    p.add_argument("--metric", help="scored metric (default jaccard)")
+    p.add_argument("--reference", help="reference segmenter of CE (default dog_otsu)")
+    _add_run_options(p)
+    p.set_defaults(func=_study)
+
+
+def _study(args) -> int:
+    from pathlib import Path
+
+    from cellrobust.study import resolve_study, run_study
+
+    recipes = args.recipes
+    if recipes == ("none",):
+        recipes = ()
+    elif recipes is None and args.model:
+        recipes = ()
+    config = resolve_study(
+        args.preset, data=args.data, models=tuple(args.model or ()) or None, recipes=recipes,
+        baselines=args.baselines, artefacts=args.artefacts, severities=args.severities,
+        thresholds=args.thresholds, n_train_frames=args.train_frames,
+        n_eval_frames=args.eval_frames, patches_per_frame=args.patches,
+        patch_size=args.patch_size, n_boot=args.n_boot, metric=args.metric,
+        reference=args.reference, seed=args.seed, workers=args.workers,
+        scheduler=args.scheduler, batch_size=args.batch_size,
+        train={"epochs": args.epochs} if args.epochs else None)
+    out = Path(args.out or Path("results") / args.preset)
+    with _Progress(args.quiet, "study") as bar:
+        report = run_study(config, out, progress=bar.update, set_total=bar.set_total)
+    print(f"report: {report.resolve()}")
+    print(f"summary: {(out / 'summary.md').resolve()}")
+    return 0
+
+
+class _Progress:
+    """One overall bar (work units, ETA) across training, sweep and report."""
+
+    def __init__(self, quiet: bool, desc: str) -> None:
+        self.quiet, self.desc, self.bar = quiet, desc, None
+
+    def __enter__(self):
+        return self
+
+    def set_total(self, total: float) -> None:
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=round(total, 1), desc=self.desc, unit="u", file=sys.stderr,
+                            bar_format="{l_bar}{bar}| {percentage:3.0f}% "
+                            "[{elapsed}<{remaining}] {postfix}")
+
+    def update(self, units: float, what: str = "") -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(what, refresh=False)
+            self.bar.update(round(units, 1))
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _register_sweep(subparsers) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="segmenters x artefacts x severities x images -> results table",
+        description="Run (or resume) a sweep into a results folder: one tidy table "
+        "(results.parquet, results.csv), one row per segmenter x artefact x severity x image.")
+    p.add_argument("--data", metavar="PATH", help="data set (default: simulator test split)")
+    p.add_argument("--split", help="split of --data to evaluate (e.g. validation)")
+    p.add_argument("--segmenter", action="append", required=True, metavar="[NAME=]SPEC",
+                   help="baseline name (dog_otsu, nlm_otsu, otsu) or checkpoint; repeatable")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder")
+    p.add_argument("--frames", type=int, help="number of frames to use (default all)")
+    p.add_argument("--patches", type=int, default=6, help="random patches per frame (6)")
+    p.add_argument("--patch-size", type=int, default=256, help="patch side in px (256)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results of a different sweep in --out")
+    _add_run_options(p)
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(args) -> int:
+    from cellrobust.study_steps import load_sweep_samples
+    from cellrobust.sweep import Execution, SweepConfig, cell_list, run_sweep
+
+    if not args.artefacts:
+        from cellrobust._validation import InputError
+
+        raise InputError("artefacts: empty selection; name at least one artefact")
+    config = SweepConfig(segmenters=tuple(args.segmenter), artefacts=args.artefacts,
+                         severities=args.severities or "ladder",
+                         thresholds=args.thresholds or (0.5, 0.6, 0.7, 0.8, 0.9),
+                         seed=args.seed, batch_size=args.batch_size or 4)
+    samples = load_sweep_samples(args.data, split=args.split, frames=args.frames,
+                                 patches=args.patches, size=args.patch_size, seed=args.seed)
+    execution = Execution(workers=args.workers or 1, scheduler=args.scheduler,
+                          overwrite=args.overwrite)
+    with _Progress(args.quiet, "sweep") as bar:
+        bar.set_total(len(cell_list(config)))
+        table = run_sweep(config, samples, args.out, execution=execution,
+                          progress=lambda n: bar.update(n, "cells"))
+    print(f"results: {len(table)} rows in {args.out}/results.parquet (and .csv)")
+    return 0
+
+
+def _register_report(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report", help="rebuild scores, figures and the HTML report from a results folder",
+        description="Recompute summaries from RESULTS_DIR/results.parquet (no segmentation) "
+        "and write scores.csv, figures/, report.html and summary.md there.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--metric", default="jaccard", help="scored metric (default jaccard)")
+    p.add_argument("--reference", default="dog_otsu", help="reference segmenter of CE")
+    p.add_argument("--average", default="micro", help="micro or macro")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
+    p.add_argument("--robust", default="artefact", help="model compared in paired differences")
+    p.add_argument("--baseline", default="original", help="its comparison model")
+    add_seed(p, default=0)
+    p.set_defaults(func=_report)
+
+
+def _report(args) -> int:
+    from cellrobust import robustness
+    from cellrobust._validation import check_choice
+    from cellrobust.report import ReportOptions, build_report, read_results
+
+    table = read_results(args.results_dir)
+    check_choice("metric", args.metric, robustness.metric_names(table))
+    check_choice("average", args.average, ("micro", "macro"))
+    opts = ReportOptions(metric=args.metric, reference=args.reference, average=args.average,
+                         n_boot=args.n_boot, seed=args.seed, robust=args.robust,
+                         baseline=args.baseline)
+    print(f"report: {build_report(args.results_dir, opts).resolve()}")
+    return 0

@@ -1,0 +1,204 @@
+"""The robustness study: data -> train recipes (or given models) -> sweep -> scores -> report.
+
+Presets are data (:data:`PRESETS`); every value can be overridden, and the resolved
+configuration is written next to the results (``study.json``). Re-running the same study into
+the same folder reuses trained models and finished sweep cells.
+
+>>> from cellrobust.study import resolve_study, run_study
+>>> config = resolve_study("quick", seed=1)                  # doctest: +SKIP
+>>> report = run_study(config, "results/quick")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellrobust import __version__
+from cellrobust._io import write_json
+from cellrobust._validation import InputError, check_choice, collect_errors
+
+__all__ = ["PRESETS", "StudyConfig", "resolve_study", "run_study", "preset_names"]
+
+RECIPES = ("original", "augmented", "artefact", "nma")
+
+#: Study presets. ``train`` holds overrides for ``cellrobust.training.recipe_config``.
+PRESETS: dict[str, dict] = {
+    "quick": dict(
+        description="embedded simulated data, reduced budgets (<= 10 min on 2 CPU cores)",
+        data=None, n_train_frames=8, n_val_frames=2, n_eval_frames=2, patches_per_frame=6,
+        patch_size=128, recipes=("original", "augmented", "artefact"),
+        train=dict(epochs=10, patches_per_epoch=128, batch_size=8, patch_size=64, workers=0,
+                   patience=10, model=dict(width=8)),
+        baselines=("dog_otsu", "nlm_otsu"),
+        artefacts=("illumination", "gaussian_noise", "speckle", "zoom"), severities="ladder",
+        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=300,
+    ),
+    "paper": dict(
+        description="EPFL protocol on PhC-C2DL-PSC: 6 patches/frame, study grids (41 steps)",
+        data="required", n_train_frames=None, n_val_frames=None, n_eval_frames=None,
+        patches_per_frame=6, patch_size=256, recipes=("original", "augmented", "artefact"),
+        train=dict(), baselines=("dog_otsu", "nlm_otsu"),
+        artefacts=("illumination", "gaussian_noise", "zoom"), severities="study",
+        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=1000,
+    ),
+    "nma": dict(
+        description="Neuromatch protocol: speckle noise, the nma recipe, AP vs IoU 0.5:0.1:0.9",
+        data=None, n_train_frames=None, n_val_frames=None, n_eval_frames=None,
+        patches_per_frame=6, patch_size=256, recipes=("original", "nma"), train=dict(),
+        baselines=("dog_otsu",), artefacts=("speckle",), severities="ladder",
+        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=1000,
+    ),
+    "full": dict(
+        description="every registered artefact on its five-level ladder",
+        data=None, n_train_frames=None, n_val_frames=None, n_eval_frames=None,
+        patches_per_frame=6, patch_size=256, recipes=("original", "augmented", "artefact"),
+        train=dict(), baselines=("dog_otsu", "nlm_otsu"), artefacts="all",
+        severities="ladder", thresholds=(0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
+        n_boot=1000,
+    ),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A resolved study (see :data:`PRESETS`; fields are validated together).
+
+    ``data`` None = the embedded simulator; ``*_frames`` None = all frames (simulator: its
+    default split sizes). ``models`` are extra segmenters (``name=checkpoint.pt``) evaluated
+    beside the trained ``recipes``; ``recipes=()`` skips training.
+    """
+
+    preset: str = "quick"
+    description: str = ""
+    data: str | None = None
+    n_train_frames: int | None = None
+    n_val_frames: int | None = None
+    n_eval_frames: int | None = None
+    patches_per_frame: int = 6
+    patch_size: int = 256
+    recipes: tuple[str, ...] = ()
+    train: Mapping[str, object] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    baselines: tuple[str, ...] = ("dog_otsu",)
+    artefacts: tuple[str, ...] | str = ()
+    severities: object = "ladder"
+    thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    n_boot: int = 1000
+    metric: str = "jaccard"
+    reference: str = "dog_otsu"
+    seed: int = 0
+    workers: int = 1
+    scheduler: str | None = None
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        from cellrobust import artefacts
+        from cellrobust.segmenters import BASELINES
+
+        arts = tuple(artefacts.names()) if self.artefacts == "all" else tuple(self.artefacts)
+        object.__setattr__(self, "artefacts", arts)
+        for name in ("recipes", "models", "baselines", "thresholds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        errors = []
+        errors += _unknown("artefacts", arts, artefacts.names())
+        errors += _unknown("recipes", self.recipes, RECIPES)
+        errors += _unknown("baselines", self.baselines, BASELINES)
+        if not arts:
+            errors.append("artefacts: empty selection")
+        if not (self.recipes or self.models or self.baselines):
+            errors.append("no segmenter selected: give recipes, models or baselines")
+        if self.data == "required":
+            errors.append(f"data: the {self.preset!r} preset needs a data set path")
+        for name in ("patches_per_frame", "patch_size", "n_boot", "workers", "batch_size"):
+            if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
+                errors.append(f"{name}: expected a positive integer, got {getattr(self, name)}")
+        collect_errors(errors, "study configuration")
+
+
+def _unknown(name: str, values, valid) -> list[str]:
+    valid = list(valid)
+    bad = [v for v in values if v not in valid]
+    return [f"{name}: unknown {bad}; valid values are: {', '.join(valid)}"] if bad else []
+
+
+def resolve_study(preset: str = "quick", **overrides) -> StudyConfig:
+    """A preset with ``overrides`` applied (``None`` values are ignored).
+
+    Raises
+    ------
+    InputError
+        Unknown preset or override names (listing the valid ones), or invalid values.
+    """
+    check_choice("preset", preset, PRESETS)
+    fields_ = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(overrides) - fields_)
+    if unknown:
+        raise InputError(f"overrides: unknown {unknown}; valid names are: {sorted(fields_)}")
+    values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if "train" in overrides and overrides["train"]:
+        values["train"] = {**PRESETS[preset]["train"], **overrides["train"]}
+    if values.get("data") == "required" and overrides.get("data"):
+        values["data"] = overrides["data"]
+    return StudyConfig(preset=preset, **values)
+
+
+def describe(config: StudyConfig) -> dict:
+    """What was run: configuration, versions, machine."""
+    import numpy
+    import torch
+
+    return {"preset": config.preset, "description": config.description,
+            "data": config.data or "embedded simulator (cellrobust.data.synthetic)",
+            "seed": config.seed, "cellrobust": __version__, "torch": torch.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version(),
+            "machine": platform.platform(), "config": dataclasses.asdict(config)}
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | Path,
+    *,
+    progress: Callable[[float, str], None] | None = None,
+    set_total: Callable[[float], None] | None = None,
+) -> Path:
+    """Run the whole study into ``out_dir``; return the HTML report path.
+
+    ``set_total(units)`` is called once with the amount of work and ``progress(units, what)``
+    as it is done (one unit per sweep cell, training weighted by its steps).
+    """
+    from cellrobust import study_steps as steps
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    info = describe(config)
+    write_json(out / "study.json", info)
+    data = steps.load_data(config)
+    sweep_config = steps.sweep_config(config, models=())
+    plan = steps.plan(config, sweep_config)
+    if set_total:
+        set_total(plan["total"])
+    tick = progress or (lambda units, what: None)
+    steps.preflight_eval(config, data["eval"])
+    models = steps.train_recipes(config, data, out / "models", tick=tick,
+                                 unit=plan["train_unit"])
+    sweep_config = steps.sweep_config(config, models=models)
+    steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick)
+    steps.image_figures(config, sweep_config, data["eval"], out)
+    info["seconds_before_report"] = round(time.time() - started, 1)
+    info["models"] = {k: str(v) for k, v in models.items()}
+    info["images"] = {"train frames": len(data["train"]), "validation frames": len(data["val"]),
+                      "evaluation patches": len(data["eval"])}
+    write_json(out / "study.json", info)
+    report = steps.report(config, out)
+    tick(1, "report")
+    return report

@@ -1,0 +1,233 @@
+"""The steps of :func:`cellrobust.study.run_study`, one short function each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cellrobust._io import write_json
+from cellrobust._rng import derive_rng
+from cellrobust._validation import DataError, InputError
+
+__all__ = ["load_data", "sweep_config", "plan", "preflight_eval", "train_recipes",
+           "run_sweep", "image_figures", "report"]
+
+
+def _subset(frames: Sequence, n: int | None) -> list:
+    frames = list(frames)
+    if n is None or n >= len(frames):
+        return frames
+    idx = np.unique(np.linspace(0, len(frames) - 1, int(n)).round().astype(int))
+    return [frames[i] for i in idx]
+
+
+def _frames(config) -> dict[str, list]:
+    if config.data is None:
+        from cellrobust.data import load_default_dataset
+
+        def sim(split, n):
+            return list(load_default_dataset(split, n_frames=n, seed=config.seed))
+
+        return {"train": sim("train", config.n_train_frames),
+                "val": sim("validation", config.n_val_frames),
+                "eval": sim("test", config.n_eval_frames)}
+    return _real_frames(config)
+
+
+def _open(path, split):
+    from cellrobust.data import open_dataset
+
+    try:
+        return list(open_dataset(path, split=split))
+    except (DataError, InputError):
+        return []
+
+
+def _real_frames(config) -> dict[str, list]:
+    """Train on ``train``; evaluate on ``test`` when present, else on ``validation`` (then the
+    training validation set is the last tenth of the training frames)."""
+    train, val, test = (_open(config.data, s) for s in ("train", "validation", "test"))
+    if not train and not (val or test):
+        from cellrobust.data import open_dataset
+
+        train = list(open_dataset(config.data))  # a single unsplit data set
+    if test:
+        evaluate = test
+    elif val:
+        evaluate, val = val, []
+    else:
+        k = max(1, len(train) // 5)
+        train, evaluate = train[:-k], train[-k:]
+    if not val:
+        k = max(1, len(train) // 10)
+        train, val = train[:-k], train[-k:]
+    frames = {"train": _subset(train, config.n_train_frames),
+              "val": _subset(val, config.n_val_frames),
+              "eval": _subset(evaluate, config.n_eval_frames)}
+    empty = [k for k, v in frames.items() if not v]
+    if empty:
+        raise DataError(f"{config.data}: no frames for {empty}; the data set is too small")
+    return frames
+
+
+def load_data(config) -> dict[str, list]:
+    """Frames for training/validation and the evaluation patches (seeded random crops)."""
+    from cellrobust.data import random_patches
+
+    frames = _frames(config)
+    patches = []
+    for frame in frames["eval"]:
+        if min(frame.shape) < config.patch_size:
+            raise InputError(f"patch_size: {config.patch_size} px does not fit frame "
+                             f"{frame.name} of shape {frame.shape}; use a smaller patch size")
+        patches += random_patches(frame, config.patches_per_frame, config.patch_size,
+                                  rng=derive_rng(config.seed, "eval-patches", frame.name))
+    return {"train": frames["train"], "val": frames["val"], "eval": patches}
+
+
+def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256, seed=0) -> list:
+    """Evaluation patches for ``cellrobust sweep``: ``data`` (None = simulator test split)."""
+    from cellrobust.data import load_default_dataset, open_dataset, random_patches
+
+    if data is None:
+        source = list(load_default_dataset(split or "test", n_frames=frames, seed=seed))
+    else:
+        source = _subset(open_dataset(data, split=split), frames)
+    out = []
+    for frame in source:
+        if min(frame.shape) < size:
+            raise InputError(f"patch_size: {size} px does not fit frame {frame.name} of "
+                             f"shape {frame.shape}; use a smaller patch size")
+        out += random_patches(frame, patches, size,
+                              rng=derive_rng(seed, "eval-patches", frame.name))
+    return out
+
+
+def _train_config(config, recipe: str):
+    from cellrobust.training import recipe_config
+
+    overrides = {"seed": config.seed, "patch_size": config.patch_size, **dict(config.train)}
+    return recipe_config(recipe, **overrides)
+
+
+def sweep_config(config, *, models: dict):
+    """The :class:`~cellrobust.sweep.SweepConfig` of the study (trained + given + baselines)."""
+    from cellrobust.sweep import SweepConfig
+
+    segs = [f"{name}={path}" for name, path in models.items()]
+    segs += list(config.models) + list(config.baselines)
+    return SweepConfig(segmenters=tuple(segs), artefacts=config.artefacts,
+                       severities=config.severities, thresholds=config.thresholds,
+                       seed=config.seed, batch_size=config.batch_size)
+
+
+def plan(config, sweep) -> dict:
+    """Work units for the progress bar: one per sweep cell; a training step weighted by its
+    pixels x passes relative to a cell's U-Net inference (forward + backward ~ 3 forwards)."""
+    from cellrobust.sweep import cell_list
+
+    cells = len(cell_list(sweep))
+    unit, steps = 0.0, 0.0
+    if config.recipes:
+        tc = _train_config(config, config.recipes[0])
+        n_unets = len(config.recipes) + len(config.models)
+        n_eval = config.patches_per_frame * max(1, config.n_eval_frames or 8)
+        unit = 3 * tc.batch_size * tc.patch_size ** 2 / (n_unets * n_eval * config.patch_size ** 2)
+        steps = tc.epochs * (tc.patches_per_epoch or 6 * max(1, config.n_train_frames or 24)) \
+            / tc.batch_size
+    return {"total": cells + 1 + unit * steps * len(config.recipes), "train_unit": unit,
+            "cells": cells}
+
+
+def preflight_eval(config, patches) -> None:
+    """Check given models and baselines on the evaluation images before training anything."""
+    from cellrobust.sweep import SweepConfig, preflight
+
+    segs = tuple(config.models) + tuple(config.baselines)
+    for recipe in config.recipes:
+        _train_config(config, recipe)  # validates the training overrides now
+    if segs:
+        preflight(SweepConfig(segmenters=segs, artefacts=config.artefacts,
+                              severities=config.severities, thresholds=config.thresholds),
+                  patches)
+
+
+def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) -> dict:
+    """Train each recipe (reusing a finished run with the same configuration)."""
+    from cellrobust.training import train
+
+    out = {}
+    for recipe in config.recipes:
+        tc = _train_config(config, recipe)
+        run_dir = folder / recipe
+        stamp = run_dir / "study_train.json"
+        steps = tc.epochs * (tc.patches_per_epoch or 6 * len(data["train"])) / tc.batch_size
+        if (run_dir / "best.pt").is_file() and stamp.is_file() \
+                and json.loads(stamp.read_text()) == tc.to_dict():
+            out[recipe] = run_dir / "best.pt"
+        else:
+            out[recipe] = Path(train(tc, data["train"], data["val"], run_dir=run_dir,
+                                     progress=False))
+            write_json(stamp, tc.to_dict())
+        tick(unit * steps, f"trained {recipe}")
+    return out
+
+
+def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable):
+    from cellrobust.sweep import Execution, run_sweep as _run
+
+    execution = Execution(workers=config.workers, scheduler=config.scheduler)
+    return _run(sweep, patches, folder, execution=execution,
+                progress=lambda n: tick(n, "sweep"))
+
+
+def _gallery_rows(sample, artefact_names, seed):
+    from cellrobust import artefacts
+
+    rows = {}
+    for name in artefact_names:
+        art = artefacts.get(name)
+        items = []
+        for level in range(1, 6):
+            value = art.ladder[level]
+            out, _ = artefacts.apply(sample, name, value, rng=derive_rng(seed, sample.name,
+                                                                         name, level))
+            items.append((f"level {level}: {value:g} {art.unit}"[:38], out.image))
+        rows[name] = items
+    return rows
+
+
+def image_figures(config, sweep, patches, folder: Path) -> None:
+    """Artefact gallery and example predictions (need images, so drawn here, not from the table)."""
+    from cellrobust import artefacts
+    from cellrobust.report import plots
+    from cellrobust.sweep.engine import load_segmenter, resolve_severities
+
+    figdir = folder / "figures"
+    sample = max(patches, key=lambda s: int(np.count_nonzero(s.labels)))
+    fig = plots.figure_gallery(sample.image, sample.labels,
+                               _gallery_rows(sample, config.artefacts, config.seed))
+    plots.save_figure(fig, figdir / "gallery")
+    severities = resolve_severities(sweep)
+    panels = []
+    for name in config.artefacts[:4]:
+        values = severities[name]
+        idx = max(1, (2 * (len(values) - 1)) // 3) if len(values) > 1 else 0
+        rng = derive_rng(config.seed, sample.name, name, idx)  # the sweep's own stream
+        corrupted, _ = artefacts.apply(sample, name, values[idx], rng=rng)
+        image = np.asarray(corrupted.image, np.float32)[None]
+        preds = {spec.name: np.asarray(load_segmenter(spec).segment(image))[0]
+                 for spec in sweep.segmenters}
+        panels.append((f"{name} = {values[idx]:g}", corrupted.image, corrupted.labels, preds))
+    plots.save_figure(plots.figure_examples(panels), figdir / "examples")
+
+
+def report(config, folder: Path) -> Path:
+    from cellrobust.report import ReportOptions, build_report
+
+    opts = ReportOptions(metric=config.metric, reference=config.reference, n_boot=config.n_boot,
+                         seed=config.seed, title=f"cellrobust robustness study ({config.preset})")
+    return build_report(folder, opts)
