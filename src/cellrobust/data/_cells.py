@@ -50,6 +50,9 @@ def draw_params(rng: np.random.Generator, cfg, n: int, *, round_: bool = False) 
     else:
         elongation = 1.0 + (cfg.elongation - 1.0) * np.exp(rng.normal(0.0, cfg.elongation_spread, n))
         p, s = rng.uniform(*cfg.taper_range, n), rng.uniform(-cfg.asymmetry, cfg.asymmetry, n)
+        rounded = rng.random(n) < cfg.rounded_fraction  # rounded-up, not dividing
+        elongation = np.where(rounded, rng.uniform(1.05, 1.6, n), elongation)
+        p = np.where(rounded, 0.5, p)
     area = np.clip(area, *cfg.cell_area_limits_px)
     a, b = shape_from_area(area, np.minimum(elongation, 8.0), p)
     a, b = np.minimum(a, _MAX_REACH), np.minimum(b, _MAX_REACH / 2)
@@ -100,8 +103,10 @@ def _rasterise_group(c: dict, idx: np.ndarray, size: int) -> tuple[np.ndarray, .
     width = col("b") * _power(inside_t, col("p")) * (1.0 + st)
     mask = v < width
     depth = np.maximum(1.0 - v / np.maximum(width, 1e-3), 0.0)
-    along = np.sqrt(inside_t) * (1.0 + 0.6 * st)
-    body = (col("contrast") * mask) * (0.05 + 0.95 * depth) * (0.3 + 0.7 * along)
+    # brightest in a "head" towards the blunt end (t0 = s / 2), dimmer towards the tapered tail
+    head = t - col("s") * 0.5
+    along = 1.0 / (1.0 + 3.0 * head * head)
+    body = (col("contrast") * mask) * (0.05 + 0.95 * depth) * (0.2 + 0.95 * along)
     return oy, ox, mask, body.astype(np.float32, copy=False)
 
 

@@ -64,6 +64,8 @@ class SimConfig:
         Median area of one cell (px), its log-normal spread, and hard limits.
     elongation, elongation_spread
         Median length/width ratio of a cell, and the log-spread of ``elongation - 1``.
+    rounded_fraction : float
+        Fraction of (non-dividing) cells that are rounded up: length/width 1.05-1.6, elliptic.
     taper_range : (float, float)
         Range of the taper exponent: 0.5 = ellipse, 1 = spindle with pointed ends.
     asymmetry : float
@@ -114,11 +116,12 @@ class SimConfig:
     shape: tuple[int, int] = (576, 720)
     pixel_size_um: float = 1.6
     n_cells: tuple[int, int] = (150, 310)
-    cell_area_px: float = 128.0
+    cell_area_px: float = 134.0
     cell_area_spread: float = 0.22
     cell_area_limits_px: tuple[float, float] = (65.0, 400.0)
-    elongation: float = 2.7
+    elongation: float = 2.9
     elongation_spread: float = 0.45
+    rounded_fraction: float = 0.08
     taper_range: tuple[float, float] = (0.6, 1.8)
     asymmetry: float = 0.7
     clustering: float = 0.6
@@ -129,16 +132,16 @@ class SimConfig:
     protrusion_fraction: float = 0.5
     sheet_fraction: float = 0.7
     sheet_contrast: float = 0.045
-    cell_contrast: float = 1.0
-    contrast_spread: float = 0.25
-    psf_sigma_px: float = 0.9
+    cell_contrast: float = 1.1
+    contrast_spread: float = 0.3
+    psf_sigma_px: float = 0.7
     glow: float = 0.06
     glow_sigma_px: float = 5.0
     halo_strength: float = 0.25
     halo_width_px: float = 2.0
     halo_angle_deg: float = 90.0
     background_mean: float = 133.5
-    background_spread: float = 0.04
+    background_spread: float = 0.02
     vignetting: float = 0.24
     vignetting_centre: tuple[float, float] = (0.62, 0.45)
     illumination_variation: float = 0.02
@@ -201,6 +204,7 @@ def _config_errors(cfg: SimConfig) -> list[str]:
 _RANGES = (
     ("pixel_size_um", 1e-3, 1e3), ("cell_area_px", 8.0, 5000.0), ("cell_area_spread", 0.0, 2.0),
     ("elongation", 1.0, 8.0), ("elongation_spread", 0.0, 2.0), ("asymmetry", 0.0, 0.9),
+    ("rounded_fraction", 0.0, 1.0),
     ("clustering", 0.0, 1.0), ("cluster_radius_px", 1.0, 1e4), ("touching_fraction", 0.0, 1.0),
     ("doublet_fraction", 0.0, 1.0), ("protrusion_fraction", 0.0, 1.0),
     ("sheet_fraction", 0.0, 1.0), ("sheet_contrast", 0.0, 1.0),
