@@ -143,32 +143,40 @@ def propose(rows: list[dict], identity: float, target: float) -> tuple[list[floa
     """Ladder whose level k reaches Jaccard ``J0 * (1 - target * k / 5)`` (first crossing).
 
     Returns (ladder, reached): ``reached`` is False when the grid never degrades the Jaccard to
-    the level-5 goal; then the missing levels are taken at the grid's end.
+    the level-5 goal; then the levels not reached are spread evenly over the rest of the grid
+    (by grid index), ending at the grid's last value.
     """
     j0 = rows[0]["jaccard"]
     values = [r["value"] for r in rows]
     scores = [r["jaccard"] for r in rows]
-    ladder, reached = [identity], True
+    ladder, last = [identity], 0
     for k in range(1, 6):
         goal = j0 * (1 - target * k / 5)
         hit = next((i for i in range(1, len(rows)) if scores[i] <= goal), None)
         if hit is None:
-            reached = False
-            ladder.append(values[-1])
-            continue
-        v0, v1, s0, s1 = values[hit - 1], values[hit], scores[hit - 1], scores[hit]
-        if math.isinf(v0):  # poisson identity = inf photons: interpolate in log from v1 * 10
-            v0 = v1 * 10
-        frac = 0.0 if s0 == s1 else (s0 - goal) / (s0 - s1)
-        if v0 > 0 and v1 > 0 and max(v0, v1) / min(v0, v1) > 3:
-            value = math.exp(math.log(v0) + frac * (math.log(v1) - math.log(v0)))
-        else:
-            value = v0 + frac * (v1 - v0)
-        ladder.append(_sig(value))
+            break
+        ladder.append(_sig(_crossing(values[hit - 1], values[hit], scores[hit - 1],
+                                     scores[hit], goal)))
+        last = hit
+    reached = len(ladder) == 6
+    missing = 6 - len(ladder)
+    if missing:
+        idx = np.round(np.linspace(last, len(values) - 1, missing + 1)[1:]).astype(int)
+        ladder.extend(values[i] for i in idx)
     for i in range(2, 6):  # keep the ladder strictly monotone
         if ladder[i] == ladder[i - 1]:
-            ladder[i] = _sig(ladder[i - 1] * (1.1 if ladder[-1] >= ladder[1] else 0.9), 3)
+            ladder[i] = _sig(ladder[i - 1] * (1.1 if values[-1] > values[1] else 0.9), 3)
     return ladder, reached
+
+
+def _crossing(v0: float, v1: float, s0: float, s1: float, goal: float) -> float:
+    """Value where the segment (v0, s0)-(v1, s1) reaches ``goal`` (log scale for wide steps)."""
+    if math.isinf(v0):  # poisson identity = inf photons: interpolate in log from v1 * 10
+        v0 = v1 * 10
+    frac = 0.0 if s0 == s1 else (s0 - goal) / (s0 - s1)
+    if v0 > 0 and v1 > 0 and max(v0, v1) / min(v0, v1) > 3:
+        return math.exp(math.log(v0) + frac * (math.log(v1) - math.log(v0)))
+    return v0 + frac * (v1 - v0)
 
 
 def main(argv=None) -> int:
