@@ -163,9 +163,10 @@ def propose(rows: list[dict], identity: float, target: float) -> tuple[list[floa
     if missing:
         idx = np.round(np.linspace(last, len(values) - 1, missing + 1)[1:]).astype(int)
         ladder.extend(values[i] for i in idx)
-    for i in range(2, 6):  # keep the ladder strictly monotone
-        if ladder[i] == ladder[i - 1]:
-            ladder[i] = _sig(ladder[i - 1] * (1.1 if values[-1] > values[1] else 0.9), 3)
+    rising = values[-1] > values[1]
+    for i in range(2, 6):  # keep the ladder strictly monotone (past the grid end if need be)
+        if (ladder[i] <= ladder[i - 1]) if rising else (ladder[i] >= ladder[i - 1]):
+            ladder[i] = _sig(ladder[i - 1] * (1.1 if rising else 0.9), 3)
     return ladder, reached
 
 

@@ -58,3 +58,11 @@ def test_partly_reached_goal_spreads_remaining_levels_over_the_grid(calib):
     ladder, reached = calib.propose(rows(values, scores), 0, 0.5)
     assert not reached and ladder[5] == 20
     assert all(b > a for a, b in zip(ladder, ladder[1:]))
+
+
+def test_goal_reached_in_the_last_grid_step_stays_monotone(calib):
+    values = [0, 2, 4, 6, 8]
+    scores = [0.6, 0.59, 0.58, 0.55, 0.45]  # levels 1-2 reached only between 6 and 8
+    ladder, reached = calib.propose(rows(values, scores), 0, 0.5)
+    assert not reached
+    assert all(b > a for a, b in zip(ladder, ladder[1:])), ladder
