@@ -35,7 +35,6 @@ from cellrobust.metrics.aggregate import macro_mean, ratio
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 2)) for t in np.arange(0.5, 0.96, 0.05))
 NEUROMATCH_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 CRITERIA = ("iou", "iot", "iop")
-_DENSE_LIMIT = 1 << 24  # largest dense (n_true+1)*(n_pred+1) table counted with bincount
 
 
 @dataclass(frozen=True)
@@ -79,39 +78,40 @@ class Overlap:
         raise AssertionError  # pragma: no cover
 
 
-def _sequential(labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Flat sequential labels (0 = background) and the areas of objects 1..n."""
+def _flat_labels(labels: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """Flattened labels (validated: integer, >= 0) and their maximum."""
     flat = np.asarray(labels).ravel()
-    if flat.dtype.kind not in "iub":
-        raise InputError(f"{name}: expected integer labels, got dtype {flat.dtype}")
     if flat.dtype.kind == "b":
         flat = flat.view(np.uint8)
+    if flat.dtype.kind not in "iu":
+        raise InputError(f"{name}: expected integer labels, got dtype {flat.dtype}")
     if flat.size == 0:
-        return flat.astype(np.intp), np.zeros(0, np.int64)
+        return flat, 0
     if flat.dtype.kind == "i" and flat.min() < 0:
         raise InputError(f"{name}: labels must be >= 0 (0 = background), got {flat.min()}")
-    top = int(flat.max())
-    if top <= 4 * flat.size + 1024:
-        counts = np.bincount(flat, minlength=top + 1)
-        present = counts[1:] > 0
-        if present.all():
-            return flat, counts[1:].astype(np.int64)
-        lut = np.zeros(top + 1, dtype=np.intp)
-        lut[1:][present] = np.arange(1, int(present.sum()) + 1)
-        return lut[flat], counts[1:][present].astype(np.int64)
-    ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    return flat, int(flat.max())
+
+
+def _compact(flat: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber the ids of ``flat`` 0..m keeping 0 (for ids too large for a dense table)."""
+    ids, inverse = np.unique(flat, return_inverse=True)
     if ids[0] != 0:
-        return inverse + 1, counts.astype(np.int64)
-    return inverse, counts[1:].astype(np.int64)
+        inverse = inverse + 1
+    return inverse.astype(np.intp, copy=False), int(inverse.max(initial=0))
 
 
 def overlap(labels_true: np.ndarray, labels_pred: np.ndarray) -> Overlap:
     """Count the pixels every true object shares with every predicted object.
 
+    One :func:`numpy.bincount` over the combined index ``true * (max_pred + 1) + pred`` gives
+    the whole contingency table (areas are its margins); ids absent from an image are dropped,
+    so labels need not be sequential. Very large ids are first compacted with
+    :func:`numpy.unique`, and tables too large to hold densely are counted sparsely.
+
     Parameters
     ----------
     labels_true, labels_pred : ndarray of int, same shape (any number of dimensions)
-        Instance labels, 0 = background; ids need not be sequential.
+        Instance labels, 0 = background.
 
     Returns
     -------
@@ -122,22 +122,43 @@ def overlap(labels_true: np.ndarray, labels_pred: np.ndarray) -> Overlap:
             f"labels_pred: shape {np.shape(labels_pred)} differs from labels_true "
             f"{np.shape(labels_true)}; the two label images must match pixel for pixel"
         )
-    t, area_t = _sequential(labels_true, "labels_true")
-    p, area_p = _sequential(labels_pred, "labels_pred")
-    n_t, n_p = area_t.size, area_p.size
-    width = n_p + 1
-    if (n_t + 1) * width <= _DENSE_LIMIT:
-        key = t.astype(np.intp) * width + p
-        table = np.bincount(key, minlength=(n_t + 1) * width).reshape(n_t + 1, width)[1:, 1:]
-        rows, cols = np.nonzero(table)
-        inter = table[rows, cols].astype(np.int64)
-    else:
-        both = (t > 0) & (p > 0)
-        key = (t[both].astype(np.int64) - 1) * n_p + (p[both] - 1)
-        uniq, inter = np.unique(key, return_counts=True)
-        rows, cols = np.divmod(uniq, n_p)
+    t, mt = _flat_labels(labels_true, "labels_true")
+    p, mp = _flat_labels(labels_pred, "labels_pred")
+    limit = 2 * t.size + 65536  # dense table at most ~16 bytes per pixel
+    if (mt + 1) * (mp + 1) > limit:
+        (t, mt), (p, mp) = _compact(t), _compact(p)
+        if (mt + 1) * (mp + 1) > limit:
+            return _sparse_overlap(t, mt, p, mp)
+    key = t.astype(np.intp)
+    key *= mp + 1
+    key += p
+    table = np.bincount(key, minlength=(mt + 1) * (mp + 1)).reshape(mt + 1, mp + 1)
+    return _from_table(table)
+
+
+def _from_table(table: np.ndarray) -> Overlap:
+    area_t, area_p = table.sum(axis=1)[1:], table.sum(axis=0)[1:]
+    inner = table[1:, 1:]
+    rows, cols = np.nonzero(inner)
+    inter = inner[rows, cols]
+    keep_t, keep_p = area_t > 0, area_p > 0
+    if not keep_t.all():
+        rows = (np.cumsum(keep_t) - 1)[rows]
+    if not keep_p.all():
+        cols = (np.cumsum(keep_p) - 1)[cols]
     return Overlap(rows.astype(np.int64), cols.astype(np.int64), inter.astype(np.int64),
-                   area_t, area_p)
+                   area_t[keep_t].astype(np.int64), area_p[keep_p].astype(np.int64))
+
+
+def _sparse_overlap(t: np.ndarray, mt: int, p: np.ndarray, mp: int) -> Overlap:
+    """Overlap of compacted labels (ids 0..m, all present) without a dense table."""
+    area_t = np.bincount(t, minlength=mt + 1)[1:].astype(np.int64)
+    area_p = np.bincount(p, minlength=mp + 1)[1:].astype(np.int64)
+    both = (t > 0) & (p > 0)
+    key = (t[both].astype(np.int64) - 1) * mp + (p[both] - 1)
+    uniq, inter = np.unique(key, return_counts=True)
+    rows, cols = np.divmod(uniq, mp)
+    return Overlap(rows, cols, inter.astype(np.int64), area_t, area_p)
 
 
 @dataclass(frozen=True)

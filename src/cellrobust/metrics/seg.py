@@ -42,7 +42,8 @@ class SegCounts:
                          self.empty)
 
 
-def seg_score(labels_true: np.ndarray, labels_pred: np.ndarray) -> SegCounts:
+def seg_score(labels_true: np.ndarray, labels_pred: np.ndarray, *,
+              empty: float = float("nan")) -> SegCounts:
     """SEG counts of one frame (``.seg`` gives the frame's SEG).
 
     Parameters
@@ -51,6 +52,8 @@ def seg_score(labels_true: np.ndarray, labels_pred: np.ndarray) -> SegCounts:
         Reference instance labels (0 = background).
     labels_pred : ndarray of int, same shape
         Segmented instance labels.
+    empty : float, default NaN
+        SEG of a frame without reference objects (py-ctcmetrics reports 0).
 
     Returns
     -------
@@ -60,12 +63,12 @@ def seg_score(labels_true: np.ndarray, labels_pred: np.ndarray) -> SegCounts:
     ok = 2 * ov.inter > ov.area_true[ov.rows]
     inter = ov.inter[ok]
     union = ov.area_true[ov.rows[ok]] + ov.area_pred[ov.cols[ok]] - inter
-    return SegCounts(float(np.sum(inter / union)), ov.n_true)
+    return SegCounts(float(np.sum(inter / union)), ov.n_true, float(empty))
 
 
-def seg_dataset(pairs) -> SegCounts:
+def seg_dataset(pairs, *, empty: float = float("nan")) -> SegCounts:
     """SEG pooled over frames: every reference object of every frame weighs the same."""
-    total = SegCounts(0.0, 0)
+    total = SegCounts(0.0, 0, float(empty))
     for true, pred in pairs:
-        total = total + seg_score(true, pred)
+        total = total + seg_score(true, pred, empty=empty)
     return total
