@@ -23,6 +23,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -55,8 +56,13 @@ def stream(seed: int, sample_name: str, name: str, severity: float) -> np.random
     return derive_rng(seed, str(sample_name), str(name), repr(float(severity)))
 
 
+@functools.lru_cache(maxsize=None)
+def _options_of(kernel) -> tuple[str, ...]:
+    return tuple(p for p in inspect.signature(kernel).parameters if p not in _RESERVED)
+
+
 def _check_options(art: Artefact, options: dict[str, Any]) -> None:
-    allowed = [p for p in inspect.signature(art.kernel).parameters if p not in _RESERVED]
+    allowed = _options_of(art.kernel)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         valid = ", ".join(allowed) if allowed else "none"
