@@ -39,11 +39,19 @@ def frame_stats(image: np.ndarray, foreground: np.ndarray) -> dict:
     dist = ndi.distance_transform_edt(~foreground)
     gy = np.gradient(ndi.gaussian_filter(dist, 1))[0]
     ring = (dist > 1) & (dist <= 4)
+    from skimage.filters import threshold_otsu
+
+    flat = rel.astype(np.float32)
+    predicted = flat > threshold_otsu(flat)
+    recall = np.count_nonzero(predicted & foreground) / max(np.count_nonzero(foreground), 1)
+    stray, n_stray = ndi.label(predicted & ~foreground & (ndi.distance_transform_edt(~foreground) > 5),
+                               structure=np.ones((3, 3)))
+    unlabelled = int((np.bincount(stray.ravel())[1:] >= 50).sum())
     inside = ndi.distance_transform_edt(foreground)
     rings = [image[(inside > d - 1) & (inside <= d)].mean() for d in (3, 2, 1)]
     rings += [image[(dist > d - 1) & (dist <= d)].mean() for d in (1, 2, 3)]
     return {"hist": np.bincount(image.ravel(), minlength=256), "fg": foreground.mean(), "n": n,
-            "bg": image[dist > 6].mean(), "cell": image[foreground].mean(), "rings": rings,
+            "otsu_recall": recall, "unlabelled": unlabelled, "bg": image[dist > 6].mean(), "cell": image[foreground].mean(), "rings": rings,
             "areas": areas, "elong": elong, "above": rel[ring & (gy < -0.3)].mean(),
             "below": rel[ring & (gy > 0.3)].mean(), "sat_fg": (image[foreground] == 255).mean()}
 
@@ -56,7 +64,9 @@ def pooled(stats: list[dict]) -> dict:
             "above": np.mean([s["above"] for s in stats]), "below": np.mean([s["below"] for s in stats]),
             "sat_fg": np.mean([s["sat_fg"] for s in stats]),
             "bg": np.mean([s["bg"] for s in stats]), "cell": np.mean([s["cell"] for s in stats]),
-            "rings": np.mean([s["rings"] for s in stats], axis=0)}
+            "rings": np.mean([s["rings"] for s in stats], axis=0),
+            "otsu_recall": np.mean([s["otsu_recall"] for s in stats]),
+            "unlabelled": np.mean([s["unlabelled"] for s in stats])}
 
 
 def table(real: dict, sim: dict) -> str:
@@ -73,6 +83,8 @@ def table(real: dict, sim: dict) -> str:
             ("object area p5/p25/p50/p75/p95 px", *("/".join(f"{v:.0f}" for v in np.percentile(d["areas"], [5, 25, 50, 75, 95])) for d in (real, sim))),
             ("elongation p5/p25/p50/p75/p95", *("/".join(f"{v:.2f}" for v in np.percentile(d["elong"], [5, 25, 50, 75, 95])) for d in (real, sim))),
             ("halo: rel. intensity 1-4 px above/below", *(f"{d['above']:.3f}/{d['below']:.3f}" for d in (real, sim))),
+            ("Otsu (background-flattened) pixel recall of labelled cells", *(f"{d['otsu_recall']:.3f}" for d in (real, sim))),
+            ("bright unlabelled objects >= 50 px, > 5 px from labels, per frame", *(f"{d['unlabelled']:.1f}" for d in (real, sim))),
             ("saturated (255) share of fg pixels", *(f"{d['sat_fg']:.3f}" for d in (real, sim)))]
     w1 = np.abs(np.cumsum(real["hist"]) - np.cumsum(sim["hist"])).sum()
     l1 = np.abs(real["hist"] - sim["hist"]).sum()

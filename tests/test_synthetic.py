@@ -83,6 +83,15 @@ def test_debris_is_not_labelled():
     assert sample.image.max() >= background + 40  # bright specks are there, unlabelled
 
 
+def test_unlabelled_fraction_hides_cells_from_labels_only():
+    exact = simulate_frame(rng=21, config=SMALL)
+    gappy = simulate_frame(rng=21, config=SimConfig(shape=(96, 128), n_cells=(8, 14),
+                                                     unlabelled_fraction=0.5))
+    assert gappy.meta["n_unlabelled"] > 0
+    assert assert_exact_labels(gappy.labels) == exact.labels.max() - gappy.meta["n_unlabelled"]
+    assert exact.meta["n_unlabelled"] == 0
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_labels_exact_for_any_seed(seed):

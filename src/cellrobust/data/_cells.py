@@ -63,8 +63,18 @@ def draw_params(rng: np.random.Generator, cfg, n: int, *, round_: bool = False) 
     sheet = np.where(has_sheet, cfg.sheet_contrast * rng.uniform(0.5, 1.5, n), 0.0)
     return {"y": np.zeros(n), "x": np.zeros(n), "angle": rng.uniform(0, np.pi, n), "a": a, "b": b,
             "p": p, "s": s, "contrast": contrast * (1.25 if round_ else 1.0), "tail": tail,
-            "sheet": sheet, "sheet_angle": np.sort(rng.uniform(0, 2 * np.pi, (n, 5)), axis=1),
-            "sheet_radius": rng.uniform(1.2, 2.8, (n, 5)), "sheet_shift": rng.normal(0, 0.3, (n, 2))}
+            "sheet": sheet, **_sheet_offsets(rng, a)}
+
+
+def _sheet_offsets(rng: np.random.Generator, a: np.ndarray) -> dict:
+    """Vertices of each cell's faint cytoplasm sheet relative to its centre: a random pentagon
+    1.2-2.8 half-lengths in radius, shifted by ~0.3 half-lengths (arrays of shape (n, 5))."""
+    n = len(a)
+    angle = np.sort(rng.uniform(0, 2 * np.pi, (n, 5)), axis=1)
+    radius = a[:, None] * rng.uniform(1.2, 2.8, (n, 5))
+    shift = a[:, None, None] * rng.normal(0, 0.3, (n, 1, 2))
+    return {"sheet_dy": radius * np.sin(angle) + shift[..., 0],
+            "sheet_dx": radius * np.cos(angle) + shift[..., 1]}
 
 
 def _power(x: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -106,7 +116,7 @@ def _rasterise_group(c: dict, idx: np.ndarray, size: int) -> tuple[np.ndarray, .
     # brightest in a "head" towards the blunt end (t0 = s / 2), dimmer towards the tapered tail
     head = t - col("s") * 0.5
     along = 1.0 / (1.0 + 3.0 * head * head)
-    body = (col("contrast") * mask) * (0.05 + 0.95 * depth) * (0.2 + 0.95 * along)
+    body = (col("contrast") * mask) * (0.04 + depth * (0.5 + 0.5 * depth)) * (0.2 + 0.95 * along)
     return oy, ox, mask, body.astype(np.float32, copy=False)
 
 
@@ -205,13 +215,8 @@ class Canvas:
         return True
 
     def _sheet(self, cell: dict) -> None:
-        """A faint flattened cytoplasm sheet (lamellipodium) around the cell, unlabelled: a
-        random pentagon 1.2-2.8 cell half-lengths in radius."""
-        angle, radius = np.asarray(cell["sheet_angle"]), cell["a"] * np.asarray(cell["sheet_radius"])
-        cy = cell["y"] + cell["a"] * cell["sheet_shift"][0]
-        cx = cell["x"] + cell["a"] * cell["sheet_shift"][1]
-        points = np.stack([cx + radius * np.cos(angle), cy + radius * np.sin(angle)], axis=1)
-        cv2.fillPoly(self.faint, [np.rint(points).astype(np.int32)], float(cell["sheet"]))
+        """A faint flattened cytoplasm sheet (lamellipodium) around the cell, unlabelled."""
+        cv2.fillPoly(self.faint, [cell["sheet_poly"]], float(cell["sheet"]))
 
     def _protrusion(self, cell: dict) -> None:
         """A faint thin process leaving the narrow tip, fading in two steps (unlabelled, as in
@@ -223,13 +228,17 @@ class Canvas:
         cv2.line(self.faint, point(start), point(mid), 0.22 * cell["contrast"], 1, cv2.LINE_8)
         cv2.line(self.faint, point(mid), point(end), 0.11 * cell["contrast"], 1, cv2.LINE_8)
 
-    def finish(self) -> np.ndarray:
+    def finish(self, unlabelled: np.ndarray | None = None) -> np.ndarray:
         """Final labels: each label cut to its largest 8-connected piece, renumbered 1..n.
 
         Cutting (touching cells, the frame edge, thin tips) can leave a stray fragment; it is
         removed from the labels and from the cell brightness, so labels stay exact.
+        ``unlabelled`` (bool per drawn cell) leaves those cells visible but out of the labels.
         """
         flat_labels = self.labels.reshape(-1)
+        if unlabelled is not None and unlabelled.any():
+            drop = np.r_[False, unlabelled]
+            flat_labels[drop[flat_labels]] = 0
         where = np.flatnonzero(flat_labels)
         pieces = label_regions(self.labels, background=0, connectivity=2).reshape(-1)[where]
         owner = np.zeros(int(pieces.max(initial=0)) + 1, np.int64)
@@ -278,9 +287,14 @@ def _touching_positions(rng: np.random.Generator, c: dict, partners: list[dict])
 
 
 def _rows(c: dict) -> list[dict]:
-    """Dict of arrays -> list of per-cell dicts of floats."""
-    keys = list(c)
-    return [dict(zip(keys, values)) for values in zip(*(c[k].tolist() for k in keys))]
+    """Dict of arrays -> list of per-cell dicts of floats (+ ``sheet_poly``, int32 (5, 2) x/y)."""
+    keys = [k for k in c if c[k].ndim == 1]
+    poly = np.stack([c["x"][:, None] + c["sheet_dx"], c["y"][:, None] + c["sheet_dy"]], axis=-1)
+    poly = np.rint(poly).astype(np.int32)
+    rows = [dict(zip(keys, values)) for values in zip(*(c[k].tolist() for k in keys))]
+    for row, vertices in zip(rows, poly):
+        row["sheet_poly"] = vertices
+    return rows
 
 
 def _draw_all(canvas: Canvas, c: dict, *, touch: bool, limit: int) -> int:

@@ -11,6 +11,7 @@ relief-like phase halo: darker on one side, brighter on the other (measured: abo
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -35,21 +36,22 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
                             borderType=cv2.BORDER_REFLECT)
 
 
-def smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _normalised(field: np.ndarray) -> np.ndarray:
+    return (field - field.mean()) / max(float(field.std()), 1e-6)
+
+
+def smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator, *,
+                 step: int = 1) -> np.ndarray:
     """Zero-mean, unit-std gaussian random field with correlation length ``sigma`` px.
 
-    Fields with ``sigma > 4`` are drawn on a coarser grid and resized (same statistics, a
-    fraction of the cost).
+    With ``step > 1`` the field is drawn on a ``step`` times coarser grid and resized
+    (bilinear): nearly the same statistics for ``sigma >= step``, a fraction of the cost.
     """
-    step = max(1, int(sigma // 2)) if sigma > 4 else 1
-    small = (math.ceil(shape[0] / step) + 2, math.ceil(shape[1] / step) + 2)
-    field = blur(normal(small, rng), sigma / step)
+    small = (math.ceil(shape[0] / step) + 1, math.ceil(shape[1] / step) + 1)
+    field = _normalised(blur(normal(small, rng), sigma / step))
     if step > 1:
         field = cv2.resize(field, (small[1] * step, small[0] * step), interpolation=cv2.INTER_LINEAR)
-    field = field[: shape[0], : shape[1]]
-    if step == 1 and sigma >= 1.0:  # white noise blurred by a 2-D gaussian: std = 1/(2 sqrt(pi) s)
-        return field * np.float32(2.0 * math.sqrt(math.pi) * sigma)
-    return (field - field.mean()) / max(float(field.std()), 1e-6)
+    return field[: shape[0], : shape[1]]
 
 
 def illumination(shape: tuple[int, int], rng: np.random.Generator, cfg) -> np.ndarray:
@@ -66,13 +68,14 @@ def illumination(shape: tuple[int, int], rng: np.random.Generator, cfg) -> np.nd
     xs = np.arange(0, w + step, step, dtype=np.float32)
     r2 = ((ys[:, None] - cy) / (h / 2)) ** 2 * 0.6 + ((xs[None, :] - cx) / (w / 2)) ** 2
     coarse = (1.0 - k * r2**1.12).astype(np.float32)
-    field = cv2.resize(coarse, (len(xs) * step, len(ys) * step), interpolation=cv2.INTER_LINEAR)
-    field = field[step // 2 : step // 2 + h, step // 2 : step // 2 + w]
-    if cfg.illumination_variation > 0:
-        field = field * (1.0 + cfg.illumination_variation * smooth_noise(shape, 60.0, rng))
-    field = np.maximum(field, 0.15)
+    if cfg.illumination_variation > 0:  # ~60 px correlation length
+        variation = _normalised(blur(normal(coarse.shape, rng), 60.0 / step))
+        coarse = coarse * (1.0 + cfg.illumination_variation * variation)
+    coarse = np.maximum(coarse, 0.15)
     mean = cfg.background_mean * math.exp(rng.normal(0.0, cfg.background_spread))
-    return (field * (mean / field.mean())).astype(np.float32)
+    coarse *= mean / coarse[: h // step, : w // step].mean()
+    field = cv2.resize(coarse, (len(xs) * step, len(ys) * step), interpolation=cv2.INTER_LINEAR)
+    return field[step // 2 : step // 2 + h, step // 2 : step // 2 + w]
 
 
 def glow(body: np.ndarray, sigma: float) -> np.ndarray:
@@ -126,15 +129,18 @@ def phase_halo(relief: np.ndarray, cfg) -> np.ndarray:
     if cfg.halo_strength <= 0:
         return np.zeros_like(relief)
     smooth = blur(relief, cfg.halo_width_px)
-    gy = np.zeros_like(smooth)
-    gx = np.zeros_like(smooth)
-    gy[1:-1] = (smooth[2:] - smooth[:-2]) * 0.5
-    gx[:, 1:-1] = (smooth[:, 2:] - smooth[:, :-2]) * 0.5
     angle = math.radians(cfg.halo_angle_deg)
     scale = cfg.halo_strength * cfg.halo_width_px * math.sqrt(2 * math.pi)
-    return (-scale * (math.cos(angle) * gx + math.sin(angle) * gy)).astype(np.float32)
+    halo = np.zeros_like(smooth)
+    wy, wx = -0.5 * scale * math.sin(angle), -0.5 * scale * math.cos(angle)
+    if abs(wy) > 1e-9:  # central differences, zero at the frame border
+        halo[1:-1] += wy * (smooth[2:] - smooth[:-2])
+    if abs(wx) > 1e-9:
+        halo[:, 1:-1] += wx * (smooth[:, 2:] - smooth[:, :-2])
+    return halo
 
 
+@functools.lru_cache(maxsize=8)
 def display_curves(gamma: float, white_level: float) -> tuple[np.ndarray, np.ndarray]:
     """Look-up tables between displayed gray levels and raw camera levels.
 
@@ -165,12 +171,13 @@ def camera(signal: np.ndarray, rng: np.random.Generator, cfg) -> np.ndarray:
     block artefacts), and is mapped to displayed levels by the stored gamma curve.
     """
     to_raw, to_display = display_curves(cfg.display_gamma, cfg.display_white_level)
-    raw = to_raw[np.clip(signal * 4.0, 0, 1023).astype(np.int32)]
-    var = cfg.read_noise**2 + cfg.shot_noise_gain * raw
-    noisy = raw + np.sqrt(var) * normal(signal.shape, rng)
-    image = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    noise_std = np.sqrt(cfg.read_noise**2 + cfg.shot_noise_gain * to_raw).astype(np.float32)
+    index = (signal * 4.0).astype(np.int32)  # out-of-range indices are clipped by np.take
+    noisy = np.take(to_raw, index, mode="clip")
+    noisy += np.take(noise_std, index, mode="clip") * normal(signal.shape, rng)
+    image = cv2.convertScaleAbs(np.maximum(noisy, 0.0, out=noisy))  # round, saturate at 255
     if cfg.jpeg_quality is not None:
         ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(cfg.jpeg_quality)])
         if ok:  # OpenCV always encodes a 2-D uint8 array
             image = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
-    return to_display[image]
+    return cv2.LUT(image, to_display)
