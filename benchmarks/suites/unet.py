@@ -131,56 +131,78 @@ def _our_model(*, channels_last: bool, compile: bool, train: bool):
     return model, (torch.compile(model) if compile else model), fmt
 
 
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+        torch.cuda.synchronize()
+
+
+def _autocast(device: str, bf16: bool):
+    """bf16 autocast on CPU when asked; fp16 autocast on CUDA (mixed precision)."""
+    import torch
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
 class OursTrain:
     def __init__(self, *, size: int, batch: int, steps: int, channels_last: bool = True,
-                 bf16: bool = False, threads: int | None = None, compile: bool = False):
+                 bf16: bool = False, threads: int | None = None, compile: bool = False,
+                 device: str = "cpu"):
         import torch
         if threads:
             torch.set_num_threads(threads)
         model, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
                                                 train=True)
+        model.to(device)
         self.opt = torch.optim.Adam(model.parameters(), 1e-3)
         g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(memory_format=fmt)
-        self.y = (torch.rand(batch, 1, size, size, generator=g) > 0.9).float()
+        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(
+            memory_format=fmt).to(device)
+        self.y = (torch.rand(batch, 1, size, size, generator=g) > 0.9).float().to(device)
         self.loss = torch.nn.BCEWithLogitsLoss()
-        self.bf16, self.steps = bf16, steps
+        self.scaler = torch.amp.GradScaler("cuda", enabled=device == "cuda")
+        self.bf16, self.steps, self.device = bf16, steps, device
         self.info = _torch_info({"channels_last": channels_last, "bf16_autocast": bf16,
-                                 "compile": compile})
+                                 "compile": compile, "device": device})
 
     def step(self) -> dict:
-        import torch
         for _ in range(self.steps):
             self.opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            with _autocast(self.device, self.bf16):
                 logits = self.run_model(self.x)
-            self.loss(logits.float(), self.y).backward()
-            self.opt.step()
+            self.scaler.scale(self.loss(logits.float(), self.y)).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        _sync(self.device)
         return {"units": self.steps}
 
 
 class OursInfer:
     def __init__(self, *, size: int, batch: int, batches: int, channels_last: bool = True,
                  bf16: bool = False, threads: int | None = None, compile: bool = False,
-                 chunk: int | None = None):
+                 chunk: int | None = None, device: str = "cpu"):
         import torch
         if threads:
             torch.set_num_threads(threads)
-        _, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
-                                            train=False)
+        model, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
+                                                train=False)
+        model.to(device)
         g = torch.Generator().manual_seed(0)
-        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(memory_format=fmt)
+        self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(
+            memory_format=fmt).to(device)
         self.bf16, self.batches, self.chunk = bf16, batches, chunk or batch
+        self.device = device
         self.info = _torch_info({"channels_last": channels_last, "bf16_autocast": bf16,
-                                 "compile": compile, "chunk": self.chunk})
+                                 "compile": compile, "chunk": self.chunk, "device": device})
 
     def step(self) -> dict:
         import torch
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16,
-                                                    enabled=self.bf16):
+        with torch.inference_mode(), _autocast(self.device, self.bf16):
             for _ in range(self.batches):
                 for i in range(0, len(self.x), self.chunk):
                     torch.sigmoid(self.run_model(self.x[i:i + self.chunk]))
+        _sync(self.device)
         return {"units": self.batches * len(self.x)}
 
 
@@ -196,19 +218,22 @@ def ours_infer(**kw):
 class MatmulRate:
     """fp32 matrix multiply (torch/MKL); units are GFLOP, so throughput is GFLOP/s."""
 
-    def __init__(self, *, n: int, reps: int, threads: int | None = None):
+    def __init__(self, *, n: int, reps: int, threads: int | None = None, device: str = "cpu",
+                 dtype: str = "float32"):
         import torch
         if threads:
             torch.set_num_threads(threads)
         g = torch.Generator().manual_seed(0)
-        self.a, self.b = (torch.rand(n, n, generator=g) for _ in range(2))
-        self.reps, self.gflop = reps, 2.0 * n**3 / 1e9
-        self.info = _torch_info({"n": n})
+        self.a, self.b = (torch.rand(n, n, generator=g).to(device, getattr(torch, dtype))
+                          for _ in range(2))
+        self.reps, self.gflop, self.device = reps, 2.0 * n**3 / 1e9, device
+        self.info = _torch_info({"n": n, "device": device, "dtype": dtype})
 
     def step(self) -> dict:
         import torch
         for _ in range(self.reps):
             torch.mm(self.a, self.b)
+        _sync(self.device)
         return {"units": self.reps * self.gflop}
 
 
@@ -285,6 +310,34 @@ def comparisons(smoke: bool) -> list[Comparison]:
         Comparison(f"fp32 conv3x3 64→64, 2×{s['conv_size']}²", "GFLOP/s",
                    Side("torch conv2d (oneDNN)", "benchmarks.suites.unet:conv_rate",
                         {"size": s["conv_size"], "reps": s["conv_reps"]}), ()),
+    ] + (_gpu_comparisons(s) if _has_cuda() else [])
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _gpu_comparisons(s: dict) -> list[Comparison]:
+    """Our side on the GPU (fp16 mixed precision), with the GPU's measured matmul rates."""
+    train = {"size": s["size"], "batch": s["train_batch"], "steps": 10 * s["steps"],
+             "device": "cuda"}
+    infer = {"size": s["size"], "batch": s["infer_batch"], "batches": 10 * s["batches"],
+             "device": "cuda"}
+    mm = {"n": 8192 if s["size"] >= 256 else 512, "reps": 20, "device": "cuda"}
+    t = "benchmarks.suites.unet:"
+    return [
+        Comparison(f"GPU train step, batch {s['train_batch']} of {s['size']}²", "steps/s",
+                   Side("cellrobust (PyTorch, CUDA fp16 autocast)", t + "ours_train", train), ()),
+        Comparison(f"GPU inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
+                   Side("cellrobust (PyTorch, CUDA fp16 autocast)", t + "ours_infer", infer), ()),
+        Comparison(f"GPU fp32 matmul {mm['n']}²", "GFLOP/s",
+                   Side("torch.mm (cuBLAS, TF32 off)", t + "matmul_rate", mm), ()),
+        Comparison(f"GPU fp16 matmul {mm['n']}²", "GFLOP/s",
+                   Side("torch.mm (cuBLAS)", t + "matmul_rate", {**mm, "dtype": "float16"}), ()),
     ]
 
 
@@ -292,29 +345,47 @@ def _gflops_lines(rows: list[dict], smoke: bool) -> list[str]:
     s = _sizes(smoke)
     fwd = forward_flops(s["size"], s["size"])
     per_unit = {"steps/s": 3 * fwd * s["train_batch"], "patches/s": fwd}
-    ceilings = {r["name"].split()[1]: r["ours"]["summary"].get("median")
-                for r in rows if r["unit"] == "GFLOP/s" and r["ours"].get("summary")}
     lines = [f"- FLOPs (analytic, 2 per multiply-add): forward {fwd / 1e9:.2f} GFLOP per "
              f"{s['size']}² patch; training step ≈ 3 × forward × batch = "
              f"{per_unit['steps/s'] / 1e9:.1f} GFLOP"]
-    for row in rows:
-        if row["unit"] not in per_unit:
-            continue
-        for side in [row["ours"], *row["peers"]]:
-            med = (side.get("summary") or {}).get("median")
-            if med is None:
+    for gpu in (False, True):
+        group = [r for r in rows if r["name"].startswith("GPU") == gpu]
+        ceilings = {" ".join(r["name"].split()[:3 if gpu else 2]): r["ours"]["summary"]["median"]
+                    for r in group if r["unit"] == "GFLOP/s" and r["ours"].get("summary")}
+        for row in group:
+            if row["unit"] not in per_unit:
                 continue
-            achieved = med * per_unit[row["unit"]] / 1e9
-            shares = ", ".join(f"{100 * achieved / v:.0f} % of measured {k}"
-                               for k, v in ceilings.items() if v)
-            lines.append(f"- {row['name']}, {side['label']}: {achieved:.3g} GFLOP/s ({shares})")
+            for side in [row["ours"], *row["peers"]]:
+                med = (side.get("summary") or {}).get("median")
+                if med is None:
+                    continue
+                achieved = med * per_unit[row["unit"]] / 1e9
+                shares = ", ".join(f"{100 * achieved / v:.0f} % of measured {k}"
+                                   for k, v in ceilings.items() if v)
+                lines.append(f"- {row['name']}, {side['label']}: {achieved:.3g} GFLOP/s "
+                             f"({shares})")
     return lines
 
 
 def run(ctx) -> dict:
     rows = [ctx.compare(c) for c in comparisons(ctx.smoke)]
-    opts = our_settings()
     return {"title": "U-Net training and inference vs Keras/TensorFlow", "rows": rows,
-            "markdown": _gflops_lines(rows, ctx.smoke),
-            "notes": [f"Our side's CPU settings: {opts} (torch default threads); Keras at its "
-                      "defaults (jit_compile='auto', oneDNN)."]}
+            "markdown": _gflops_lines(rows, ctx.smoke), "notes": _settings_notes(rows)}
+
+
+def _settings_notes(rows: list[dict]) -> list[str]:
+    ours = next((r["ours"]["info"] for r in rows if r["ours"].get("info", {}).get("options")),
+                None)
+    keras = next((p["info"] for r in rows for p in r["peers"] if p.get("info")), None)
+    notes = []
+    if ours:
+        notes.append(f"Our side's settings (as cellrobust's training picks them on this "
+                     f"machine): {ours['options']}, torch intra-op threads {ours['threads']}, "
+                     "eager mode, BCE on logits (equivalent to Keras's sigmoid + BCE).")
+    if keras:
+        notes.append(f"Keras at its defaults: compile(jit_compile='auto') resolved to "
+                     f"jit_compile={keras['jit_compile']}; TF intra-op threads "
+                     f"{keras['intra_op_threads'] or 'default (all cores)'}; train_on_batch / "
+                     "predict_on_batch; model parameters "
+                     f"{keras['params']:,} (ours asserted {N_PARAMS:,}).")
+    return notes
