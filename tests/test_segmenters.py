@@ -1,0 +1,177 @@
+"""Classical baselines, get_segmenter, and the evaluate stage (synthetic and real PSC data)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cellrobust._validation import InputError
+from cellrobust.metrics import match, pixel_counts, pixel_scores
+from cellrobust.segmenters import (
+    BASELINES,
+    ClassicalConfig,
+    ClassicalSegmenter,
+    Segmenter,
+    calibrate_dog_sigma,
+    estimate_noise_sigma,
+    get_segmenter,
+    to_uint8,
+)
+
+
+def synthetic_cells(rng, shape=(96, 128), n=12, radius=5, noise=8.0, gradient=0.0):
+    """Bright discs on a dark background (+ optional illumination ramp and noise)."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    k = 0
+    for _ in range(200):
+        cy, cx = rng.uniform(radius + 1, shape[0] - radius - 1), rng.uniform(radius + 1, shape[1] - radius - 1)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+        grown = (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 3) ** 2
+        if not (labels[grown] > 0).any():
+            k += 1
+            labels[disc] = k
+        if k == n:
+            break
+    image = 60.0 + 80.0 * (labels > 0) + gradient * xx / shape[1]
+    image = image + rng.normal(0, noise, shape)
+    return np.clip(image, 0, 255).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baselines_find_bright_cells(name, rng):
+    image, labels = synthetic_cells(rng)
+    seg = get_segmenter(name)
+    assert isinstance(seg, Segmenter) and seg.name == name
+    prob = seg.predict_proba(image[None])
+    assert prob.shape == (1, *image.shape) and prob.dtype == np.float32
+    assert set(np.unique(prob)) <= {0.0, 1.0}
+    pred = seg.segment(image[None])[0]
+    assert pred.dtype == np.int32
+    assert pixel_scores(pixel_counts(labels, pred))["jaccard"] > 0.6
+    assert match(labels, pred, thresholds=(0.5,)).recall[0] > 0.8
+
+
+def test_dog_removes_illumination_ramp_where_otsu_fails(rng):
+    image, labels = synthetic_cells(rng, gradient=200.0, noise=4.0)
+    jac = {name: pixel_scores(pixel_counts(labels, get_segmenter(name).segment(image)))["jaccard"]
+           for name in ("otsu", "dog_otsu")}
+    assert jac["dog_otsu"] > 0.6 > jac["otsu"]
+
+
+def test_nlm_helps_on_heavy_noise(rng):
+    image, labels = synthetic_cells(rng, noise=45.0)
+    jac = {name: pixel_scores(pixel_counts(labels, get_segmenter(name).segment(image)))["jaccard"]
+           for name in ("otsu", "nlm_otsu")}
+    assert jac["nlm_otsu"] > jac["otsu"] + 0.1
+
+
+def test_skimage_nlm_and_dark_polarity(rng):
+    image, labels = synthetic_cells(rng, shape=(48, 64), n=5, noise=20.0)
+    seg = get_segmenter("nlm_otsu", method="skimage", h_factor=1.0)
+    assert pixel_scores(pixel_counts(labels, seg.segment(image)))["jaccard"] > 0.6
+    image, labels = synthetic_cells(rng, noise=4.0)
+    dark = get_segmenter("otsu", polarity="dark").segment(255 - image)
+    assert pixel_scores(pixel_counts(labels, dark))["jaccard"] > 0.6
+
+
+def test_float_precision_kept(rng):
+    """Tiny float contrasts (that 8-bit truncation would erase) are still segmented."""
+    image, labels = synthetic_cells(rng, noise=0.0)
+    faint = (image - 60.0) / 80.0 * 1e-3  # cells 0.001 above background
+    pred = get_segmenter("dog_otsu").segment(faint)
+    assert pixel_scores(pixel_counts(labels, pred))["jaccard"] > 0.6
+
+
+def test_constant_image_gives_no_cells():
+    seg = ClassicalSegmenter("dog_otsu")
+    assert seg.segment(np.full((2, 16, 16), 7.0)).max() == 0
+
+
+def test_calibration_and_noise_estimate(rng):
+    _, labels = synthetic_cells(rng, radius=7)
+    area = np.bincount(labels.ravel())[1:]
+    diameter = 2 * math.sqrt(np.median(area) / math.pi)
+    assert calibrate_dog_sigma([labels]) == pytest.approx(diameter / (2 * math.sqrt(2)))
+    with pytest.raises(InputError, match="no foreground"):
+        calibrate_dog_sigma([np.zeros((4, 4))])
+    noise = rng.normal(0, 5.0, (128, 128))
+    assert estimate_noise_sigma(noise) == pytest.approx(5.0, rel=0.1)
+    assert to_uint8(np.array([[-1.0, 1.0]])).tolist() == [[0, 255]]
+
+
+def test_get_segmenter_errors(tmp_path):
+    with pytest.raises(InputError, match="did you mean 'dog_otsu'"):
+        get_segmenter("dog_otsus")
+    with pytest.raises(InputError, match="not found"):
+        get_segmenter(tmp_path / "missing.pt")
+    with pytest.raises(InputError, match="unknown option"):
+        get_segmenter("otsu", sigma=3)
+    with pytest.raises(InputError) as err:
+        ClassicalConfig(sigma_low=-1, template=4, method="cv")
+    assert "sigma_low" in str(err.value) and "template" in str(err.value)
+    seg = get_segmenter("otsu")
+    assert get_segmenter(seg) is seg
+
+
+# ---------------------------------------------------------------- evaluate stage
+def _write_dataset(root, rng, n=2):
+    import tifffile
+
+    for sub in ("input", "output"):
+        (root / "validation" / sub).mkdir(parents=True)
+    for i in range(n):
+        image, labels = synthetic_cells(rng)
+        tifffile.imwrite(root / "validation" / "input" / f"t{i:03d}.tif", image.astype(np.uint8))
+        tifffile.imwrite(root / "validation" / "output" / f"man_seg{i:03d}.tif", labels.astype(np.uint16))
+    return root / "validation"
+
+
+def test_evaluate_cli_model_and_pred(tmp_path, rng, capsys):
+    import tifffile
+
+    from cellrobust.cli import main
+
+    data = _write_dataset(tmp_path / "d", rng)
+    out = tmp_path / "out"
+    assert main(["evaluate", "--data", str(data), "--model", "otsu", "--out", str(out),
+                 "--thresholds", "0.5,0.75", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "AP = TP/(TP+FP+FN)" in printed and "0.75" in printed
+    for name in ("metrics.csv", "metrics.json", "metrics_per_image.csv", "ap_vs_iou.png",
+                 "config.json"):
+        assert (out / name).is_file()
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["n_images"] == 2 and summary["pixel"]["micro"]["jaccard"] > 0.6
+    assert json.loads((out / "config.json").read_text())["metrics"]["thresholds"] == [0.5, 0.75]
+    # perfect predictions from a folder: every score is 1
+    preds = tmp_path / "pred"
+    preds.mkdir()
+    for f in sorted((data / "output").iterdir()):
+        tifffile.imwrite(preds / f.name, tifffile.imread(f))
+    assert main(["evaluate", "--data", str(data), "--pred", str(preds), "--out",
+                 str(tmp_path / "o2"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "o2" / "metrics.json").read_text())
+    assert all(r["ap"] == 1.0 for r in summary["matching"]["micro"])
+    assert summary["seg"] == 1.0
+    (preds / "man_seg001.tif").unlink()
+    assert main(["evaluate", "--data", str(data), "--pred", str(preds), "--out",
+                 str(tmp_path / "o3"), "--quiet"]) == 1
+    assert "no prediction for 1 frame" in capsys.readouterr().err
+
+
+def test_baselines_on_psc_validation_frame(psc_dir):
+    """Clean-image pixel Jaccard of the baselines on two real PSC validation frames."""
+    from cellrobust.data import open_dataset
+
+    data = open_dataset(psc_dir / "validation")
+    samples = [data[0], data[len(data) - 1]]
+    for name, floor in (("dog_otsu", 0.45), ("otsu", 0.45)):
+        seg = get_segmenter(name)
+        counts = [pixel_counts(s.labels, seg.segment(s.image.astype(np.float32))) for s in samples]
+        scores = pixel_scores(counts)
+        assert scores["jaccard"] > floor
+        assert scores["accuracy"] > scores["background_accuracy"]
