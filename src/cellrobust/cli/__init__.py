@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from cellrobust import __version__
 
 # Modules under cellrobust.cli, each defining register(subparsers) -> None.
-STAGE_MODULES: tuple[str, ...] = ("data", "artefacts", "study", "evaluate")
+STAGE_MODULES: tuple[str, ...] = ("data", "artefacts", "study", "evaluate", "model")
 
 
 class _Parser(argparse.ArgumentParser):
