@@ -150,15 +150,15 @@ class SimConfig:
     vignetting: float = 0.24
     vignetting_centre: tuple[float, float] = (0.62, 0.45)
     illumination_variation: float = 0.02
-    texture: float = 0.004
+    texture: float = 0.007
     texture_sigma_px: float = 1.5
     blotches: float = 0.005
     bright_specks: float = 25.0
     dark_specks: float = 15.0
     rings: float = 1.5
-    read_noise: float = 1.0
-    shot_noise_gain: float = 0.01
-    jpeg_quality: int | None = 60
+    read_noise: float = 0.7
+    shot_noise_gain: float = 0.005
+    jpeg_quality: int | None = 75
     display_gamma: float = 1.222
     display_white_level: float = 219.0
 
