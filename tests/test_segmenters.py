@@ -175,3 +175,22 @@ def test_baselines_on_psc_validation_frame(psc_dir):
         scores = pixel_scores(counts)
         assert scores["jaccard"] > floor
         assert scores["accuracy"] > scores["background_accuracy"]
+
+
+def test_get_segmenter_loads_a_checkpoint(tmp_path, rng):
+    pytest.importorskip("cellrobust.models.inference")
+    import torch
+
+    from cellrobust.models.checkpoint import save_checkpoint
+    from cellrobust.models.unet import UNetConfig, build_unet
+
+    torch.manual_seed(0)
+    config = UNetConfig(width=4, depth=2)
+    path = save_checkpoint(tmp_path / "tiny.pt", build_unet(config), config)
+    seg = get_segmenter(path)
+    assert isinstance(seg, Segmenter)
+    image, _ = synthetic_cells(rng, shape=(64, 64), n=3)
+    prob = seg.predict_proba(image[None])
+    labels = seg.segment(image[None])
+    assert prob.shape == labels.shape == (1, 64, 64)
+    assert prob.min() >= 0 and prob.max() <= 1 and labels.dtype == np.int32
