@@ -1,12 +1,16 @@
-"""Compare simulated frames with the real PhC-C2DL-PSC training frames (realism table).
+"""Compare simulated frames with the real PhC-C2DL-PSC training frames (the realism table).
 
-Usage: python scripts/compare_simulator.py [PSC_TRAIN_DIR] [--frames N] [--png DIR]
+Usage::
 
-Prints, for real and simulated frames, the statistics the realism test checks: intensity
-histogram percentiles and the Wasserstein-1 distance between the pooled gray-level histograms,
-foreground fraction, objects per frame (8-connected components of the binary mask, as the real
-binary masks allow), object-area and elongation (major/minor axis from second moments)
-percentiles, the phase-halo profile, and the simulator's speed on one core.
+    python scripts/compare_simulator.py [PSC_TRAIN_DIR] [--frames N] [--png DIR]
+
+Prints a markdown table, real vs simulated: gray-level percentiles and histogram distances
+(Wasserstein-1 in gray levels, L1 of the normalised histograms), background and cell means, the
+intensity profile across cell edges, foreground fraction, objects per frame (8-connected
+components of the binary mask, as the real binary masks allow), object-area and elongation
+(major/minor axis from second moments) percentiles, the phase-halo shading above/below cells,
+what Otsu on the background-flattened image recovers, bright unlabelled objects, saturation,
+and the simulator's speed on one thread. ``docs/simulator.md`` holds a copy of the table.
 """
 
 from __future__ import annotations
@@ -22,102 +26,140 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
+from skimage.filters import threshold_otsu  # noqa: E402
 from skimage.measure import regionprops  # noqa: E402
 
 from cellrobust.data.synthetic import simulate_frame  # noqa: E402
 
 cv2.setNumThreads(1)
+EIGHT = np.ones((3, 3))
+
+
+def relative_to_background(image: np.ndarray) -> np.ndarray:
+    """Image divided by a coarse median background (9 x 9 median of a 4x subsampling)."""
+    coarse = ndi.median_filter(image[::4, ::4].astype(np.float32), 9)
+    local = np.repeat(np.repeat(coarse, 4, 0), 4, 1)[: image.shape[0], : image.shape[1]]
+    return image / np.maximum(local, 1.0)
+
+
+def otsu_stats(rel: np.ndarray, foreground: np.ndarray, dist: np.ndarray) -> tuple[float, int]:
+    """Recall of labelled pixels by Otsu, and bright unlabelled objects >= 50 px far from cells."""
+    predicted = rel > threshold_otsu(rel)
+    recall = np.count_nonzero(predicted & foreground) / max(np.count_nonzero(foreground), 1)
+    stray, _ = ndi.label(predicted & ~foreground & (dist > 5), structure=EIGHT)
+    return recall, int((np.bincount(stray.ravel())[1:] >= 50).sum())
 
 
 def frame_stats(image: np.ndarray, foreground: np.ndarray) -> dict:
-    lab, n = ndi.label(foreground, structure=np.ones((3, 3)))
+    """Statistics of one frame (image uint8, foreground bool)."""
+    lab, n = ndi.label(foreground, structure=EIGHT)
     props = regionprops(lab)
-    areas = [p.area for p in props]
-    elong = [p.axis_major_length / p.axis_minor_length for p in props if p.axis_minor_length > 0]
-    rel = image / np.maximum(ndi.median_filter(image[::4, ::4].astype(np.float32), 9).repeat(
-        4, 0).repeat(4, 1)[: image.shape[0], : image.shape[1]], 1)
+    rel = relative_to_background(image).astype(np.float32)
     dist = ndi.distance_transform_edt(~foreground)
+    inside = ndi.distance_transform_edt(foreground)
     gy = np.gradient(ndi.gaussian_filter(dist, 1))[0]
     ring = (dist > 1) & (dist <= 4)
-    from skimage.filters import threshold_otsu
-
-    flat = rel.astype(np.float32)
-    predicted = flat > threshold_otsu(flat)
-    recall = np.count_nonzero(predicted & foreground) / max(np.count_nonzero(foreground), 1)
-    stray, n_stray = ndi.label(predicted & ~foreground & (ndi.distance_transform_edt(~foreground) > 5),
-                               structure=np.ones((3, 3)))
-    unlabelled = int((np.bincount(stray.ravel())[1:] >= 50).sum())
-    inside = ndi.distance_transform_edt(foreground)
-    rings = [image[(inside > d - 1) & (inside <= d)].mean() for d in (3, 2, 1)]
-    rings += [image[(dist > d - 1) & (dist <= d)].mean() for d in (1, 2, 3)]
-    return {"hist": np.bincount(image.ravel(), minlength=256), "fg": foreground.mean(), "n": n,
-            "otsu_recall": recall, "unlabelled": unlabelled, "bg": image[dist > 6].mean(), "cell": image[foreground].mean(), "rings": rings,
-            "areas": areas, "elong": elong, "above": rel[ring & (gy < -0.3)].mean(),
-            "below": rel[ring & (gy > 0.3)].mean(), "sat_fg": (image[foreground] == 255).mean()}
+    recall, unlabelled = otsu_stats(rel, foreground, dist)
+    edge = [image[(inside > d - 1) & (inside <= d)].mean() for d in (3, 2, 1)]
+    edge += [image[(dist > d - 1) & (dist <= d)].mean() for d in (1, 2, 3)]
+    return {
+        "hist": np.bincount(image.ravel(), minlength=256), "fg": foreground.mean(), "n": n,
+        "areas": [p.area for p in props],
+        "elong": [p.axis_major_length / p.axis_minor_length for p in props
+                  if p.axis_minor_length > 0],
+        "bg": image[dist > 6].mean(), "cell": image[foreground].mean(), "edge": edge,
+        "above": rel[ring & (gy < -0.3)].mean(), "below": rel[ring & (gy > 0.3)].mean(),
+        "sat_fg": (image[foreground] == 255).mean(), "otsu_recall": recall,
+        "unlabelled": unlabelled,
+    }
 
 
 def pooled(stats: list[dict]) -> dict:
+    """Pool per-frame statistics: histograms summed, lists concatenated, scalars averaged."""
     hist = sum(s["hist"] for s in stats)
-    return {"hist": hist / hist.sum(), "fg": np.array([s["fg"] for s in stats]),
-            "n": np.array([s["n"] for s in stats]), "areas": np.concatenate([s["areas"] for s in stats]),
-            "elong": np.concatenate([s["elong"] for s in stats]),
-            "above": np.mean([s["above"] for s in stats]), "below": np.mean([s["below"] for s in stats]),
-            "sat_fg": np.mean([s["sat_fg"] for s in stats]),
-            "bg": np.mean([s["bg"] for s in stats]), "cell": np.mean([s["cell"] for s in stats]),
-            "rings": np.mean([s["rings"] for s in stats], axis=0),
-            "otsu_recall": np.mean([s["otsu_recall"] for s in stats]),
-            "unlabelled": np.mean([s["unlabelled"] for s in stats])}
+    out = {"hist": hist / hist.sum(), "fg": np.array([s["fg"] for s in stats]),
+           "n": np.array([s["n"] for s in stats]), "edge": np.mean([s["edge"] for s in stats], 0)}
+    for key in ("areas", "elong"):
+        out[key] = np.concatenate([s[key] for s in stats])
+    for key in ("above", "below", "sat_fg", "bg", "cell", "otsu_recall", "unlabelled"):
+        out[key] = float(np.mean([s[key] for s in stats]))
+    return out
+
+
+def _pct(values: np.ndarray, fmt: str) -> str:
+    return "/".join(format(v, fmt) for v in np.percentile(values, [5, 25, 50, 75, 95]))
+
+
+def _gray_pct(hist: np.ndarray) -> str:
+    cdf = np.cumsum(hist)
+    return "/".join(str(int(np.searchsorted(cdf, q))) for q in (.01, .05, .25, .5, .75, .95, .99))
+
+
+ROWS = (
+    ("gray-level p1/p5/p25/p50/p75/p95/p99", lambda d: _gray_pct(d["hist"])),
+    ("gray-level mean", lambda d: f"{(d['hist'] * np.arange(256)).sum():.1f}"),
+    ("background mean (> 6 px from cells) / cell mean",
+     lambda d: f"{d['bg']:.1f} / {d['cell']:.1f}"),
+    ("edge profile: 3/2/1 px inside, 1/2/3 px outside",
+     lambda d: "/".join(f"{v:.0f}" for v in d["edge"])),
+    ("foreground fraction mean (min-max)",
+     lambda d: f"{d['fg'].mean():.3f} ({d['fg'].min():.3f}-{d['fg'].max():.3f})"),
+    ("objects per frame (8-connected), mean (min-max)",
+     lambda d: f"{d['n'].mean():.0f} ({d['n'].min()}-{d['n'].max()})"),
+    ("object area p5/p25/p50/p75/p95 (px)", lambda d: _pct(d["areas"], ".0f")),
+    ("elongation p5/p25/p50/p75/p95", lambda d: _pct(d["elong"], ".2f")),
+    ("phase halo: intensity 1-4 px above / below cells",
+     lambda d: f"{d['above']:.3f} / {d['below']:.3f}"),
+    ("saturated (255) share of cell pixels", lambda d: f"{d['sat_fg']:.3f}"),
+    ("Otsu (background-flattened): recall of cell pixels", lambda d: f"{d['otsu_recall']:.3f}"),
+    ("bright unlabelled objects >= 50 px, > 5 px from labels, per frame",
+     lambda d: f"{d['unlabelled']:.1f}"),
+)
 
 
 def table(real: dict, sim: dict) -> str:
-    def pct(h, qs):
-        c = np.cumsum(h)
-        return "/".join(str(int(np.searchsorted(c, q))) for q in qs)
-
-    rows = [("gray p1/p5/p25/p50/p75/p95/p99", *(pct(d["hist"], [.01, .05, .25, .5, .75, .95, .99]) for d in (real, sim))),
-            ("gray mean", *(f"{(d['hist'] * np.arange(256)).sum():.1f}" for d in (real, sim))),
-            ("background mean (> 6 px from cells) / cell mean", *(f"{d['bg']:.1f} / {d['cell']:.1f}" for d in (real, sim))),
-            ("edge profile: 3/2/1 px inside, 1/2/3 px outside", *("/".join(f"{v:.0f}" for v in d["rings"]) for d in (real, sim))),
-            ("foreground fraction mean (min-max)", *(f"{d['fg'].mean():.3f} ({d['fg'].min():.3f}-{d['fg'].max():.3f})" for d in (real, sim))),
-            ("objects/frame mean (min-max)", *(f"{d['n'].mean():.0f} ({d['n'].min()}-{d['n'].max()})" for d in (real, sim))),
-            ("object area p5/p25/p50/p75/p95 px", *("/".join(f"{v:.0f}" for v in np.percentile(d["areas"], [5, 25, 50, 75, 95])) for d in (real, sim))),
-            ("elongation p5/p25/p50/p75/p95", *("/".join(f"{v:.2f}" for v in np.percentile(d["elong"], [5, 25, 50, 75, 95])) for d in (real, sim))),
-            ("halo: rel. intensity 1-4 px above/below", *(f"{d['above']:.3f}/{d['below']:.3f}" for d in (real, sim))),
-            ("Otsu (background-flattened) pixel recall of labelled cells", *(f"{d['otsu_recall']:.3f}" for d in (real, sim))),
-            ("bright unlabelled objects >= 50 px, > 5 px from labels, per frame", *(f"{d['unlabelled']:.1f}" for d in (real, sim))),
-            ("saturated (255) share of fg pixels", *(f"{d['sat_fg']:.3f}" for d in (real, sim)))]
+    """Markdown table, real vs simulated, with the histogram distances as the last row."""
     w1 = np.abs(np.cumsum(real["hist"]) - np.cumsum(sim["hist"])).sum()
     l1 = np.abs(real["hist"] - sim["hist"]).sum()
-    out = ["| statistic | real PSC train | simulated |", "|---|---|---|"]
-    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    out.append(f"| histogram distance W1 (gray levels) / L1 | 0 / 0 | {w1:.2f} / {l1:.3f} |")
-    return "\n".join(out)
+    lines = ["| statistic | real PSC train | simulated |", "|---|---|---|"]
+    lines += [f"| {name} | {cell(real)} | {cell(sim)} |" for name, cell in ROWS]
+    lines.append(f"| histogram distance: W1 (gray levels) / L1 | 0 / 0 | {w1:.2f} / {l1:.3f} |")
+    return "\n".join(lines)
+
+
+def real_frames(root: Path, n: int) -> list[dict]:
+    """Statistics of about ``n`` evenly spaced real frames (the 0 marker at (0, 0) removed)."""
+    paths = sorted((root / "input").glob("t*.tif"))
+    stats = []
+    for path in paths[:: max(1, len(paths) // n)]:
+        mask = tifffile.imread(root / "output" / f"man_seg{path.stem[1:]}.tif").copy()
+        mask[0, 0] = mask[0, 1]
+        stats.append(frame_stats(tifffile.imread(path), mask > 0))
+    return stats
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("psc_train", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared/data/psc/train"))
-    parser.add_argument("--frames", type=int, default=20)
-    parser.add_argument("--png", default=None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "psc" / "train"
+    parser.add_argument("psc_train", nargs="?", default=str(default))
+    parser.add_argument("--frames", type=int, default=20, help="frames of each kind")
+    parser.add_argument("--png", default=None, help="folder for 3 simulated frames + masks")
     args = parser.parse_args()
-    root = Path(args.psc_train)
-    real = []
-    for path in sorted((root / "input").glob("t*.tif"))[:: max(1, 101 // args.frames)]:
-        mask = tifffile.imread(root / "output" / f"man_seg{path.stem[1:]}.tif").copy()
-        mask[0, 0] = mask[0, 1]
-        real.append(frame_stats(tifffile.imread(path), mask > 0))
-    t0 = time.perf_counter()
+    real = real_frames(Path(args.psc_train), args.frames)
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
     samples = [simulate_frame(rng=i) for i in range(args.frames)]
-    speed = args.frames / (time.perf_counter() - t0)
+    wall = args.frames / (time.perf_counter() - start_wall)
+    cpu = args.frames / (time.process_time() - start_cpu)
     sim = [frame_stats(s.image, s.labels > 0) for s in samples]
     print(table(pooled(real), pooled(sim)))
-    print(f"\nsimulator speed: {speed:.1f} frames/s (one thread; noisy shared machine)")
+    print(f"\nsimulator speed, one thread: {cpu:.1f} frames/s of CPU time, {wall:.1f} wall "
+          "(noisy on a shared machine)")
     if args.png:
         out = Path(args.png)
         out.mkdir(parents=True, exist_ok=True)
-        for i, s in enumerate(samples[:3]):
-            cv2.imwrite(str(out / f"sim{i}.png"), s.image)
-            cv2.imwrite(str(out / f"sim{i}_mask.png"), ((s.labels > 0) * 255).astype(np.uint8))
+        for i, sample in enumerate(samples[:3]):
+            cv2.imwrite(str(out / f"sim{i}.png"), sample.image)
+            cv2.imwrite(str(out / f"sim{i}_mask.png"), ((sample.labels > 0) * 255).astype(np.uint8))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,8 @@ def assert_exact_labels(labels: np.ndarray) -> int:
 
 @pytest.fixture(scope="module")
 def sim_frames():
-    return [simulate_frame(rng=derive_rng(7, "test", i), name=f"sim/t{i:03d}") for i in range(N_SIM)]
+    return [simulate_frame(rng=derive_rng(7, "test", i), name=f"sim/t{i:03d}")
+            for i in range(N_SIM)]
 
 
 def test_frame_format_and_exact_labels(sim_frames):
@@ -213,7 +214,8 @@ def _stats(images, masks) -> dict:
         dist = ndi.distance_transform_edt(~mask)
         gy = np.gradient(ndi.gaussian_filter(dist, 1.0))[0]
         coarse = ndi.median_filter(image[::4, ::4].astype(np.float32), 9)
-        relative = image / np.repeat(np.repeat(coarse, 4, 0), 4, 1)[: image.shape[0], : image.shape[1]]
+        local = np.repeat(np.repeat(coarse, 4, 0), 4, 1)[: image.shape[0], : image.shape[1]]
+        relative = image / local
         ring = (dist > 1) & (dist <= 4)
         above.append(relative[ring & (gy < -0.3)].mean())
         below.append(relative[ring & (gy > 0.3)].mean())

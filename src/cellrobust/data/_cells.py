@@ -48,7 +48,8 @@ def draw_params(rng: np.random.Generator, cfg, n: int, *, round_: bool = False) 
         area *= 0.65
         elongation, p, s = rng.uniform(1.1, 1.5, n), np.full(n, 0.5), np.zeros(n)
     else:
-        elongation = 1.0 + (cfg.elongation - 1.0) * np.exp(rng.normal(0.0, cfg.elongation_spread, n))
+        spread = np.exp(rng.normal(0.0, cfg.elongation_spread, n))
+        elongation = 1.0 + (cfg.elongation - 1.0) * spread
         p, s = rng.uniform(*cfg.taper_range, n), rng.uniform(-cfg.asymmetry, cfg.asymmetry, n)
         rounded = rng.random(n) < cfg.rounded_fraction  # rounded-up, not dividing
         elongation = np.where(rounded, rng.uniform(1.05, 1.6, n), elongation)
@@ -124,7 +125,8 @@ def rasterise(c: dict) -> list[tuple]:
     """Rasterise every cell of ``c``; returns, per cell in order, (oy, ox, mask, body, area)
     with the patch origin (oy, ox) in frame pixels and the mask's area in pixels."""
     n = len(c["a"])
-    # A patch of size S spans floor(y) - S/2 .. floor(y) + S/2 - 1: it holds |dy| <= a if a <= S/2 - 2.
+    # A patch of size S spans floor(y) - S/2 .. floor(y) + S/2 - 1: it holds |dy| <= reach if
+    # reach <= S/2 - 2.
     # No point of a cell is farther than max(a, b (1 + |s|)) from its centre (as p >= 0.5).
     reach = np.maximum(c["a"], c["b"] * (1.0 + np.abs(c["s"])))
     group = np.searchsorted(np.array(PATCH_SIZES) // 2 - 2, np.minimum(reach, _MAX_REACH))
@@ -223,8 +225,12 @@ class Canvas:
         the real annotations)."""
         sign = -1.0 if cell["s"] > 0 else 1.0  # the narrow end is opposite the blunt one
         dy, dx = sign * np.sin(cell["angle"]), sign * np.cos(cell["angle"])
-        start, mid, end = 0.8 * cell["a"], 0.8 * cell["a"] + 0.5 * cell["tail"], cell["a"] + cell["tail"]
-        point = lambda r: (int(cell["x"] + r * dx + 0.5), int(cell["y"] + r * dy + 0.5))  # noqa: E731
+        start, end = 0.8 * cell["a"], cell["a"] + cell["tail"]
+        mid = (start + end) / 2
+
+        def point(r: float) -> tuple[int, int]:
+            return int(cell["x"] + r * dx + 0.5), int(cell["y"] + r * dy + 0.5)
+
         cv2.line(self.faint, point(start), point(mid), 0.22 * cell["contrast"], 1, cv2.LINE_8)
         cv2.line(self.faint, point(mid), point(end), 0.11 * cell["contrast"], 1, cv2.LINE_8)
 

@@ -50,7 +50,8 @@ def smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator,
     small = (math.ceil(shape[0] / step) + 1, math.ceil(shape[1] / step) + 1)
     field = _normalised(blur(normal(small, rng), sigma / step))
     if step > 1:
-        field = cv2.resize(field, (small[1] * step, small[0] * step), interpolation=cv2.INTER_LINEAR)
+        size = (small[1] * step, small[0] * step)
+        field = cv2.resize(field, size, interpolation=cv2.INTER_LINEAR)
     return field[: shape[0], : shape[1]]
 
 
@@ -86,7 +87,8 @@ def glow(body: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _spot(canvas: np.ndarray, y: float, x: float, sigma: float, amp: float, ring: float = 0.0) -> None:
+def _spot(canvas: np.ndarray, y: float, x: float, sigma: float, amp: float,
+          ring: float = 0.0) -> None:
     """Add a gaussian spot (``ring`` > 0: a ring of that radius) to ``canvas`` in place."""
     reach = int(3 * sigma + ring + 2)
     y0, y1 = max(int(y) - reach, 0), min(int(y) + reach + 1, canvas.shape[0])

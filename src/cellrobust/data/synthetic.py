@@ -305,7 +305,8 @@ class SyntheticDataset(Dataset):
     def __init__(self, n_frames: int, *, seed: int = 0, split: str = "train",
                  config: SimConfig | None = None) -> None:
         errors = []
-        if not isinstance(n_frames, (int, np.integer)) or isinstance(n_frames, bool) or n_frames < 1:
+        integer = isinstance(n_frames, (int, np.integer)) and not isinstance(n_frames, bool)
+        if not integer or n_frames < 1:
             errors.append(f"n_frames: expected an int >= 1, got {n_frames!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             errors.append(f"seed: expected an int >= 0, got {seed!r}")
