@@ -150,8 +150,9 @@ def test_evaluate_cli_model_and_pred(tmp_path, rng, capsys):
     # perfect predictions from a folder: every score is 1
     preds = tmp_path / "pred"
     preds.mkdir()
-    for f in sorted((data / "output").iterdir()):
-        tifffile.imwrite(preds / f.name, tifffile.imread(f))
+    for k, f in enumerate(sorted((data / "output").iterdir())):
+        labels = tifffile.imread(f)  # the second one as a binary mask: split into components
+        tifffile.imwrite(preds / f.name, labels if k == 0 else (labels > 0).astype(np.uint8))
     assert main(["evaluate", "--data", str(data), "--pred", str(preds), "--out",
                  str(tmp_path / "o2"), "--quiet"]) == 0
     summary = json.loads((tmp_path / "o2" / "metrics.json").read_text())

@@ -61,9 +61,19 @@ def _pred_loader(index: dict[str, Path], sample) -> Callable[[], np.ndarray] | N
 
 
 def _as_labels(array: np.ndarray, path: Path) -> np.ndarray:
+    """Instance labels of a prediction file; a binary mask becomes its 8-connected components.
+
+    A file with a single non-zero value is read as a binary mask (as the data readers treat
+    binary ground truth), so touching cells merge exactly as in the reference masks.
+    """
     if array.ndim != 2 or array.dtype.kind not in "iub":
         raise DataError(f"{path}: expected a 2-D integer label image, got shape {array.shape} "
                         f"dtype {array.dtype}; save instance labels (0 = background)")
+    values = np.unique(array)
+    if values.size == 2 and values[0] == 0:
+        from cellrobust.models.postprocess import probabilities_to_labels
+
+        return probabilities_to_labels(array > 0, threshold=0.5, connectivity=8)
     return array
 
 
