@@ -105,6 +105,22 @@ def test_labels_exact_for_any_seed(seed):
     assert np.median(means) > np.median(sample.image)
 
 
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.0])
+def test_rasterised_cell_area_matches_the_shape_formula(p):
+    from cellrobust.data import _cells
+
+    a, b = _cells.shape_from_area(np.array([400.0]), np.array([2.5]), np.array([p]))
+    if p == 0.5:  # an ellipse: area = pi a b
+        assert np.isclose(np.pi * a[0] * b[0], 400.0)
+    cells = {"y": np.array([50.3]), "x": np.array([40.6]), "angle": np.array([0.7]), "a": a,
+             "b": b, "p": np.array([p]), "s": np.array([0.0]), "contrast": np.array([1.0])}
+    (oy, ox, mask, body, area), = _cells.rasterise(cells)
+    assert area == mask.sum() and abs(area - 400) <= 0.06 * 400
+    assert body.max() <= 1.2 and np.all(body[~mask] == 0)
+    # the patch holds the whole cell: nothing touches its border
+    assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
 # ---------------------------------------------------------------- determinism and data set
 
 

@@ -241,7 +241,7 @@ def simulate_frame(*, rng: int | np.random.Generator | None, config: SimConfig |
     -------
     Sample
         ``image`` uint8 (H, W) gray levels; ``labels`` int32 (H, W), 0 = background, 1..n
-        sequential, each label one 4-connected object (touching cells keep their own labels);
+        sequential, each label one 8-connected object (touching cells keep their own labels);
         ``meta``: ``pixel_size_um``, ``approximate_instances`` (False), ``source``
         (``"simulator"``), ``n_cells`` (labels), ``n_touching``, ``n_doublet_cells``,
         ``n_unlabelled`` (cells drawn but left out, see ``SimConfig.unlabelled_fraction``).
