@@ -46,7 +46,8 @@ PEER_PACKAGES = ("stardist", "cellpose", "ctc_metrics")
 def _peer_python() -> str | None:
     """CELLROBUST_PEER_PYTHON, else the .venv-peers-*/bin/python holding most of the peers."""
     if os.environ.get("CELLROBUST_PEER_PYTHON"):
-        return os.environ["CELLROBUST_PEER_PYTHON"]
+        python = os.environ["CELLROBUST_PEER_PYTHON"]
+        return python if Path(python).is_file() else None
     best, best_n = None, 0
     for python in sorted(REPO.glob(".venv-peers-*/bin/python")):
         venv = python.parents[1]
@@ -170,6 +171,8 @@ def _run_peers(python: str, pairs, tmp_path: Path) -> dict:
            "MKL_NUM_THREADS": "1"}
     done = subprocess.run([python, str(script), str(npz), str(tmp_path)],
                           capture_output=True, text=True, timeout=600, env=env)
+    if done.returncode != 0 and "ModuleNotFoundError" in done.stderr:
+        pytest.skip(f"peer environment {python} is incomplete: {done.stderr.splitlines()[-1]}")
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
