@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--patches", type=int, default=2, help="random 256x256 patches per frame")
     p.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     p.add_argument("--artefact", action="append", help="only these artefacts (repeatable)")
-    p.add_argument("--max-values", type=int, default=12,
-                   help="at most this many grid values per artefact (evenly subsampled)")
+    p.add_argument("--max-values", type=int, default=8,
+                   help="values per artefact, the identity included (default 8)")
+    p.add_argument("--spacing", choices=("log", "grid"), default="log",
+                   help="log-spaced values over the grid's range (default) or grid values")
     p.add_argument("--target", type=float, default=0.5,
                    help="fraction of the clean Jaccard lost at level 5 (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
@@ -103,6 +105,14 @@ def jaccard(segmenter, images: np.ndarray, labels: np.ndarray) -> float:
     tp = sum(c["tp"] for c in counts)
     union = sum(c["tp"] + c["fp"] + c["fn"] for c in counts)
     return tp / union if union else 1.0
+
+
+def log_values(art, k: int) -> list[float]:
+    """The identity, then ``k - 1`` log-spaced values from the first to the last grid value
+    (3 significant digits): dense where weak artefacts already hurt, sparse at the far end."""
+    lo, hi = art.grid[1], art.grid[-1]
+    values = [_sig(float(v), 3) for v in np.geomspace(lo, hi, k - 1)]
+    return [art.identity] + sorted(set(values), reverse=bool(hi < lo))
 
 
 def subsample(grid, k: int) -> list[float]:
@@ -203,7 +213,8 @@ def main(argv=None) -> int:
               "target": args.target, "seed": args.seed, "artefacts": {}}
     for name in names:
         art = artefacts.get(name)
-        values = subsample(art.grid, args.max_values)
+        values = (log_values(art, args.max_values) if args.spacing == "log"
+                  else subsample(art.grid, args.max_values))
         rows = curve(segmenter, patches, name, values, args.seed)
         ladder, reached = propose(rows, art.identity, args.target)
         result["artefacts"][name] = {"unit": art.unit, "curve": rows, "current": list(art.ladder),

@@ -77,6 +77,11 @@ class Artefact:
     kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        as_floats = lambda values: tuple(float(v) for v in values)  # noqa: E731
+        object.__setattr__(self, "grid", as_floats(self.grid))
+        object.__setattr__(self, "ladder", as_floats(self.ladder))
+        object.__setattr__(self, "identity", float(self.identity))
+        object.__setattr__(self, "presets", {k: as_floats(v) for k, v in self.presets.items()})
         errors = []
         if self.kind not in KINDS:
             errors.append(f"kind must be one of {KINDS}, got {self.kind!r}")
