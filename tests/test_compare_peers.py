@@ -159,7 +159,8 @@ def _ctc_usable(pairs) -> list[int]:
 
 def _run_peers(python: str, pairs, tmp_path: Path) -> dict:
     ok = [i for i, pair in enumerate(pairs) if not _float32_ambiguous(*pair, "iou")]
-    arrays = {"n": len(pairs), "n_other": N_OTHER, "thresholds": np.asarray(THRESHOLDS), "ok": np.asarray(ok),
+    arrays = {"n": len(pairs), "n_other": N_OTHER, "thresholds": np.asarray(THRESHOLDS),
+              "ok": np.asarray(ok),
               "ctc": np.asarray(_ctc_usable(pairs))}
     for i, (t, p) in enumerate(pairs):
         arrays[f"t{i}"], arrays[f"p{i}"] = t, p

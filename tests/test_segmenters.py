@@ -28,7 +28,8 @@ def synthetic_cells(rng, shape=(96, 128), n=12, radius=5, noise=8.0, gradient=0.
     labels = np.zeros(shape, np.int32)
     k = 0
     for _ in range(200):
-        cy, cx = rng.uniform(radius + 1, shape[0] - radius - 1), rng.uniform(radius + 1, shape[1] - radius - 1)
+        cy = rng.uniform(radius + 1, shape[0] - radius - 1)
+        cx = rng.uniform(radius + 1, shape[1] - radius - 1)
         disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
         grown = (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius + 3) ** 2
         if not (labels[grown] > 0).any():
@@ -126,7 +127,8 @@ def _write_dataset(root, rng, n=2):
     for i in range(n):
         image, labels = synthetic_cells(rng)
         tifffile.imwrite(root / "validation" / "input" / f"t{i:03d}.tif", image.astype(np.uint8))
-        tifffile.imwrite(root / "validation" / "output" / f"man_seg{i:03d}.tif", labels.astype(np.uint16))
+        tifffile.imwrite(root / "validation" / "output" / f"man_seg{i:03d}.tif",
+                         labels.astype(np.uint16))
     return root / "validation"
 
 

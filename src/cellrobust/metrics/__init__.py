@@ -11,17 +11,15 @@ under the precision-recall curve.
 
 from cellrobust.metrics.aggregate import AVERAGES, macro_mean, ratio, summarise
 from cellrobust.metrics.counts import count_cells, count_error, count_objects
+from cellrobust.metrics.dataset import DatasetMatch, match_dataset, pool
 from cellrobust.metrics.instance import (
     CRITERIA,
     DEFAULT_THRESHOLDS,
     NEUROMATCH_THRESHOLDS,
-    DatasetMatch,
     MatchResult,
     Overlap,
     match,
-    match_dataset,
     overlap,
-    pool,
 )
 from cellrobust.metrics.pixel import pixel_counts, pixel_scores, scores_from_counts
 from cellrobust.metrics.pr import PRCurve, pr_curve

@@ -18,7 +18,8 @@ import numpy as np
 from cellrobust._validation import InputError, collect_errors
 from cellrobust.metrics.aggregate import AVERAGES
 from cellrobust.metrics.counts import count_cells
-from cellrobust.metrics.instance import CRITERIA, DEFAULT_THRESHOLDS, MatchResult, match, match_dataset
+from cellrobust.metrics.dataset import match_dataset
+from cellrobust.metrics.instance import CRITERIA, DEFAULT_THRESHOLDS, MatchResult, match
 from cellrobust.metrics.pixel import pixel_counts, pixel_scores
 from cellrobust.metrics.seg import SegCounts, seg_score
 
@@ -52,7 +53,8 @@ class EvaluateConfig:
         if thr.ndim != 1 or thr.size == 0 or not np.all((thr > 0) & (thr <= 1)):
             errors.append(f"thresholds: expected values in (0, 1], got {self.thresholds!r}")
         if self.criterion not in CRITERIA:
-            errors.append(f"criterion: expected one of {', '.join(CRITERIA)}, got {self.criterion!r}")
+            errors.append(f"criterion: expected one of {', '.join(CRITERIA)}, "
+                          f"got {self.criterion!r}")
         if self.average not in AVERAGES:
             errors.append(f"average: expected 'micro' or 'macro', got {self.average!r}")
         if self.connectivity not in (4, 8):
@@ -79,7 +81,8 @@ def image_row(name: str, true: np.ndarray, pred: np.ndarray, config: EvaluateCon
            "seg_sum_jaccard": seg.sum_jaccard, "seg_n_ref": seg.n_ref, "runtime_s": runtime_s}
     for i, t in enumerate(result.thresholds):
         row.update({f"tp@{tau(t)}": int(result.tp[i]), f"fp@{tau(t)}": int(result.fp[i]),
-                    f"fn@{tau(t)}": int(result.fn[i]), f"sum_iou@{tau(t)}": float(result.sum_iou[i])})
+                    f"fn@{tau(t)}": int(result.fn[i]),
+                    f"sum_iou@{tau(t)}": float(result.sum_iou[i])})
     return row, result
 
 

@@ -86,7 +86,8 @@ def _open(data, split, frames):
         from cellrobust.data import open_dataset
 
         samples = open_dataset(data, split=split)
-    samples = list(samples) if frames is None else [samples[i] for i in range(min(frames, len(samples)))]
+    count = len(samples) if frames is None else min(frames, len(samples))
+    samples = [samples[i] for i in range(count)]
     if not samples:
         raise DataError(f"{data}: no annotated frame to evaluate")
     return samples

@@ -28,11 +28,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from cellrobust._validation import InputError, check_choice
-from cellrobust.metrics.aggregate import macro_mean, ratio
+from cellrobust.metrics.aggregate import ratio
 
 #: IoU thresholds 0.50, 0.55, ..., 0.95 (StarDist/COCO range). The Neuromatch plot used
 #: 0.5:0.1:0.9 (``NEUROMATCH_THRESHOLDS``).
-DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 2)) for t in np.arange(0.5, 0.96, 0.05))
+DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(
+    float(round(t, 2)) for t in np.arange(0.5, 0.96, 0.05))
 NEUROMATCH_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 CRITERIA = ("iou", "iot", "iop")
 
@@ -354,97 +355,3 @@ def _hungarian_counts(ov: Overlap, s: np.ndarray, t: float, comp: np.ndarray) ->
         tp += int(ok.sum())
         total += float(dense[ri, ci][ok].sum())
     return tp, total
-
-
-@dataclass(frozen=True)
-class DatasetMatch:
-    """Matching scores over a data set, per threshold.
-
-    Attributes
-    ----------
-    average : {"micro", "macro"}
-        ``micro``: scores of the pooled counts (StarDist ``matching_dataset`` default);
-        ``macro``: mean of the per-image scores (Cellpose, StarDist ``by_image=True``).
-    pooled : MatchResult
-        Counts summed over the images (``tp``, ``fp``, ``fn``, ``n_true``, ``n_pred``,
-        ``sum_iou``), whatever the average.
-    per_image : tuple of MatchResult
-    scores : dict of str to ndarray, shape (T,)
-        ``precision``, ``recall``, ``f1``, ``ap`` (TP/(TP+FP+FN), *not* COCO AP), ``mean_iou``,
-        ``mean_true_score``, ``pq``.
-    """
-
-    average: str
-    pooled: MatchResult
-    per_image: tuple
-    scores: dict
-
-    @property
-    def thresholds(self) -> np.ndarray:
-        return self.pooled.thresholds
-
-    def __getattr__(self, name: str):
-        scores = self.__dict__.get("scores", {})
-        if name in scores:
-            return scores[name]
-        raise AttributeError(name)
-
-    def as_rows(self) -> list[dict]:
-        """One dict per threshold: pooled counts plus the ``average``d scores."""
-        rows = self.pooled.as_rows()
-        for i, row in enumerate(rows):
-            row.update({k: float(v[i]) for k, v in self.scores.items()}, average=self.average)
-        return rows
-
-
-SCORE_NAMES = ("precision", "recall", "f1", "ap", "mean_iou", "mean_true_score", "pq")
-
-
-def pool(results) -> MatchResult:
-    """Sum the counts of several :class:`MatchResult` (same thresholds and criterion)."""
-    first = results[0]
-    return MatchResult(
-        first.thresholds,
-        sum(r.tp for r in results), sum(r.fp for r in results), sum(r.fn for r in results),
-        sum(r.n_true for r in results), sum(r.n_pred for r in results),
-        sum(r.sum_iou for r in results), first.criterion, first.empty,
-    )
-
-
-def match_dataset(
-    pairs,
-    *,
-    thresholds=DEFAULT_THRESHOLDS,
-    criterion: str = "iou",
-    average: str = "micro",
-    empty: float = 1.0,
-) -> DatasetMatch:
-    """Match every ``(labels_true, labels_pred)`` pair and summarise over the data set.
-
-    Parameters
-    ----------
-    pairs : iterable of (ndarray, ndarray) or of MatchResult
-        Label image pairs (see :func:`match`), or results already computed.
-    thresholds, criterion, empty
-        As in :func:`match`.
-    average : {"micro", "macro"}, default "micro"
-        Pool the counts (StarDist's default) or average the per-image scores (Cellpose's).
-
-    Returns
-    -------
-    DatasetMatch
-    """
-    check_choice("average", average, ("micro", "macro"))
-    results = tuple(
-        p if isinstance(p, MatchResult)
-        else match(p[0], p[1], thresholds=thresholds, criterion=criterion, empty=empty)
-        for p in pairs
-    )
-    if not results:
-        raise InputError("pairs: expected at least one (labels_true, labels_pred) pair, got none")
-    pooled = pool(results)
-    if average == "micro":
-        scores = {k: getattr(pooled, k) for k in SCORE_NAMES}
-    else:
-        scores = {k: macro_mean([getattr(r, k) for r in results]) for k in SCORE_NAMES}
-    return DatasetMatch(average, pooled, results, scores)

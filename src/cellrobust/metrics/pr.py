@@ -14,7 +14,8 @@ import numpy as np
 from cellrobust._validation import InputError
 from cellrobust.metrics.aggregate import ratio
 
-DEFAULT_PROB_THRESHOLDS: tuple[float, ...] = tuple(float(round(t, 2)) for t in np.linspace(0, 1, 101))
+DEFAULT_PROB_THRESHOLDS: tuple[float, ...] = tuple(
+    float(round(t, 2)) for t in np.linspace(0, 1, 101))
 
 
 @dataclass(frozen=True)
