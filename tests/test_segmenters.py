@@ -140,7 +140,7 @@ def test_evaluate_cli_model_and_pred(tmp_path, rng, capsys):
     data = _write_dataset(tmp_path / "d", rng)
     out = tmp_path / "out"
     assert main(["evaluate", "--data", str(data), "--model", "otsu", "--out", str(out),
-                 "--thresholds", "0.5,0.75", "--quiet"]) == 0
+                 "--thresholds", "0.5,0.75", "--set", "min_size=3", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "AP = TP/(TP+FP+FN)" in printed and "0.75" in printed
     for name in ("metrics.csv", "metrics.json", "metrics_per_image.csv", "ap_vs_iou.png",
@@ -148,7 +148,8 @@ def test_evaluate_cli_model_and_pred(tmp_path, rng, capsys):
         assert (out / name).is_file()
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["n_images"] == 2 and summary["pixel"]["micro"]["jaccard"] > 0.6
-    assert json.loads((out / "config.json").read_text())["metrics"]["thresholds"] == [0.5, 0.75]
+    config = json.loads((out / "config.json").read_text())
+    assert config["metrics"]["thresholds"] == [0.5, 0.75] and config["options"] == {"min_size": 3}
     # perfect predictions from a folder: every score is 1
     preds = tmp_path / "pred"
     preds.mkdir()

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "(TIFF/PNG/NPY, one per frame, named like the frame's image or mask)")
     what.add_argument("--model", metavar="SPEC",
                       help="checkpoint (.pt) or baseline: dog_otsu, nlm_otsu, otsu")
+    p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="segmenter option, repeatable (e.g. sigma_low=4.7, method=skimage, "
+                   "min_size=20 for baselines; tile=512, tta=true for checkpoints)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default results/evaluate/<model or pred name>)")
     p.add_argument("--thresholds", default="0.5:0.05:0.95", metavar="LIST",
@@ -61,6 +64,24 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
     return tuple(round(v, 6) for v in values)
 
 
+def parse_options(items: list[str]) -> dict:
+    """``["sigma_low=4.7", "method=skimage"]`` -> ``{"sigma_low": 4.7, "method": "skimage"}``."""
+    import json
+
+    from cellrobust._validation import InputError
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"options: expected KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -74,6 +95,7 @@ def handler(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / "evaluate" / Path(label).stem
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     text = run_evaluation(config, data=args.data, split=args.split, pred=args.pred,
-                          model=args.model, out=out, frames=args.frames, log=log)
+                          model=args.model, out=out, frames=args.frames, log=log,
+                          options=parse_options(args.options))
     print(text)
     return 0

@@ -93,7 +93,7 @@ def _open(data, split, frames):
     return samples
 
 
-def _triples(samples, pred, model, log):
+def _triples(samples, pred, model, log, options):
     if pred is not None:
         index = _pred_index(Path(pred))
         missing = [s.name for s in samples if _pred_loader(index, s) is None]
@@ -103,7 +103,7 @@ def _triples(samples, pred, model, log):
         return [(s.name, s.labels, _pred_loader(index, s)) for s in samples]
     from cellrobust.segmenters import get_segmenter
 
-    segmenter = get_segmenter(model)
+    segmenter = get_segmenter(model, **options)
     if log:
         log(f"segmenting {len(samples)} frame(s) with {segmenter.name}")
     return [(s.name, s.labels,
@@ -121,6 +121,7 @@ def run_evaluation(
     out,
     frames: int | None = None,
     log: Callable[[str], None] | None = None,
+    options: dict | None = None,
 ) -> str:
     """Score predictions on a data set, write the outputs to ``out``; return the printed table.
 
@@ -138,16 +139,22 @@ def run_evaluation(
         Output folder.
     frames : int, optional
         Evaluate only the first ``frames`` frames.
+    log : callable, optional
+        Receives progress messages.
+    options : dict, optional
+        Passed to :func:`cellrobust.segmenters.get_segmenter` with ``model``.
     """
     if (pred is None) == (model is None):
         raise InputError("pred/model: give exactly one of a prediction folder or a model")
     samples = _open(data, split, frames)
-    rows, summary = evaluate_pairs(_triples(samples, pred, model, log), config,
+    if options and pred is not None:
+        raise InputError("options: segmenter options apply to a model, not to predictions")
+    rows, summary = evaluate_pairs(_triples(samples, pred, model, log, options or {}), config,
                                    progress=(lambda n: log(f"scored {n}")) if log else None)
     out = Path(out)
     label = str(model) if model is not None else Path(pred).name
     _write(out, rows, summary, config, data=data, split=split, pred=pred, model=model,
-           frames=frames, label=label)
+           options=options or {}, frames=frames, label=label)
     return format_summary(summary, label=label, out=out)
 
 
