@@ -17,7 +17,7 @@ from cellrobust.metrics.aggregate import AVERAGES, macro_mean
 from cellrobust.metrics.instance import DEFAULT_THRESHOLDS, MatchResult, match
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DatasetMatch:
     """Matching scores over a data set, per threshold.
 

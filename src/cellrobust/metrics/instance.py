@@ -38,7 +38,7 @@ NEUROMATCH_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 CRITERIA = ("iou", "iot", "iop")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Overlap:
     """Sparse overlap table of two label images (objects renumbered 0..n-1, background dropped).
 
@@ -162,7 +162,7 @@ def _sparse_overlap(t: np.ndarray, mt: int, p: np.ndarray, mp: int) -> Overlap:
     return Overlap(rows, cols, inter.astype(np.int64), area_t, area_p)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MatchResult:
     """Counts of an optimal one-to-one matching at several thresholds, for one image.
 

@@ -18,7 +18,7 @@ DEFAULT_PROB_THRESHOLDS: tuple[float, ...] = tuple(
     float(round(t, 2)) for t in np.linspace(0, 1, 101))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PRCurve:
     """Pixel counts and scores per probability threshold (pooled over the images given).
 
