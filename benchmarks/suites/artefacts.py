@@ -117,8 +117,8 @@ def _compare_all(ctx, path: str, n: int, rows: list) -> None:
         rows.append(ctx.compare(Comparison(
             f"{label}, per patch (apply)", "patches/s",
             Side("cellrobust apply", "benchmarks.suites.artefacts:ours_per_patch", ours),
-            (peer_side,), goal=5.0, rounds=4)))
+            (peer_side,), goal=5.0, rounds=3)))
         rows.append(ctx.compare(Comparison(
             f"{label}, stack of {n} (apply_batch)", "patches/s",
             Side("cellrobust apply_batch", "benchmarks.suites.artefacts:ours_batch", ours),
-            (peer_side,), goal=5.0, rounds=4)))
+            (peer_side,), goal=5.0, rounds=3)))

@@ -107,19 +107,19 @@ def run(ctx) -> dict:
             Side("cellrobust dog_otsu", target + "ours",
                  {"path": dog_path, "name": "dog_otsu", "options": {}}),
             (Side("reference OpenCV pipeline", target + "peer",
-                  {"path": dog_path, "pipeline": "reference_dog"}, "classic"),), rounds=4)),
+                  {"path": dog_path, "pipeline": "reference_dog"}, "classic"),), rounds=3)),
         ctx.compare(Comparison(
             f"NLM (OpenCV) + Otsu + components, {shape[0]}×{shape[1]}", "frames/s",
             Side("cellrobust nlm_otsu", target + "ours",
                  {"path": nlm_path, "name": "nlm_otsu", "options": {}}),
             (Side("reference OpenCV pipeline", target + "peer",
-                  {"path": nlm_path, "pipeline": "reference_nlm"}, "classic"),), rounds=4)),
+                  {"path": nlm_path, "pipeline": "reference_nlm"}, "classic"),), rounds=3)),
         ctx.compare(Comparison(
             f"NLM (scikit-image) + Otsu + components, {shape[0]}×{shape[1]}", "frames/s",
             Side("cellrobust nlm_otsu method=skimage", target + "ours",
                  {"path": nlm_path, "name": "nlm_otsu", "options": {"method": "skimage"}}),
             (Side("scikit-image denoise_nl_means", target + "peer",
-                  {"path": nlm_path, "pipeline": "skimage_nlm"}, "classic"),), rounds=4)),
+                  {"path": nlm_path, "pipeline": "skimage_nlm"}, "classic"),), rounds=3)),
     ]
     return {"title": "classical baselines vs the reference OpenCV / scikit-image pipelines",
             "rows": rows,

@@ -285,12 +285,14 @@ def _sizes(smoke: bool) -> dict:
     if smoke:
         return {"size": 64, "train_batch": 2, "steps": 1, "infer_batch": 2, "batches": 1,
                 "mm_n": 256, "mm_reps": 2, "conv_size": 32, "conv_reps": 1}
-    return {"size": 256, "train_batch": 2, "steps": 4, "infer_batch": 16, "batches": 1,
+    return {"size": 256, "train_batch": 2, "steps": 3, "infer_batch": 16, "batches": 1,
             "mm_n": 2048, "mm_reps": 8, "conv_size": 128, "conv_reps": 4}
 
 
 def comparisons(smoke: bool) -> list[Comparison]:
     s, opts = _sizes(smoke), our_settings()
+    if smoke:  # one thread: tiny work, and no OpenMP thrashing on a loaded test machine
+        opts = {**opts, "threads": 1}
     train = {"size": s["size"], "batch": s["train_batch"], "steps": s["steps"]}
     infer = {"size": s["size"], "batch": s["infer_batch"], "batches": s["batches"]}
     return [
@@ -298,18 +300,18 @@ def comparisons(smoke: bool) -> list[Comparison]:
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_train",
                         {**train, **opts}),
                    (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_train", train, "tf"),),
-                   goal=1.5),
+                   goal=1.5, rounds=4),
         Comparison(f"inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
                         {**infer, **opts}),
                    (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_infer", infer, "tf"),),
-                   goal=1.5),
+                   goal=1.5, rounds=4),
         Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
                    Side("torch.mm (MKL)", "benchmarks.suites.unet:matmul_rate",
-                        {"n": s["mm_n"], "reps": s["mm_reps"]}), ()),
+                        {"n": s["mm_n"], "reps": s["mm_reps"]}), (), rounds=3),
         Comparison(f"fp32 conv3x3 64→64, 2×{s['conv_size']}²", "GFLOP/s",
                    Side("torch conv2d (oneDNN)", "benchmarks.suites.unet:conv_rate",
-                        {"size": s["conv_size"], "reps": s["conv_reps"]}), ()),
+                        {"size": s["conv_size"], "reps": s["conv_reps"]}), (), rounds=3),
     ] + (_gpu_comparisons(s) if _has_cuda() else [])
 
 
