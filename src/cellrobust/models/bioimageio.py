@@ -52,8 +52,13 @@ def _axes(m: int, *, output: bool) -> list[dict[str, Any]]:
                                                               "axis_id": axis},
                          "halo": DEFAULT_HALO})
         else:
-            axes.append({"type": "space", "id": axis, "size": {"min": 2 * 48 + m, "step": m}})
+            axes.append({"type": "space", "id": axis, "size": {"min": _min_side(m), "step": m}})
     return axes
+
+
+def _min_side(m: int) -> int:
+    """Smallest input side: a multiple of ``m`` leaving output beyond the two halos."""
+    return (2 * DEFAULT_HALO // m + 1) * m
 
 
 def build_rdf(net: UNet, meta: dict[str, Any], *, name: str) -> dict[str, Any]:
@@ -115,6 +120,12 @@ def _stage(net: UNet, meta: dict[str, Any], folder: Path, test_image: np.ndarray
     import yaml
 
     method = net.config.normalisation
+    smallest = _min_side(net.config.multiple)
+    if min(test_image.shape) < smallest:
+        from cellrobust._validation import DataError
+
+        raise DataError(f"test image: a bioimage.io package needs at least {smallest} px per "
+                        f"side (twice the {DEFAULT_HALO} px halo), got {test_image.shape}")
     wrapper = NormalisedUNet if method == "max" else SigmoidUNet
     to_torchscript(net, folder / WEIGHTS, test_image=test_image, wrapper=wrapper)
     raw = np.asarray(test_image, dtype=np.float32)[None, None]
@@ -137,7 +148,8 @@ def _readme(net: UNet, meta: dict[str, Any], name: str) -> str:
             "segmentation of phase-contrast cells, trained and exported with cellrobust "
             f"{__version__}.\n\nInput: one gray-level channel, sides multiples of "
             f"{net.config.multiple}; input normalisation '{net.config.normalisation}'. Output: "
-            "foreground mask (probability > 0.5). Tile with a 47 px halo.\n\n" + score)
+            "foreground mask (probability > 0.5). Tile with a 47 px halo.\n\n"
+            "# Validation\n\n" + (score or "No validation metrics were recorded.\n"))
 
 
 def write_package(net: UNet, meta: dict[str, Any], out_dir: str | os.PathLike, *,
@@ -149,7 +161,12 @@ def write_package(net: UNet, meta: dict[str, Any], out_dir: str | os.PathLike, *
     cellrobust.DataError
         When ``bioimageio.spec`` is installed and reports the package invalid.
     """
-    target = Path(out_dir) / f"{name}.bioimageio.zip"
+    if len(name.strip()) < 5:
+        from cellrobust._validation import InputError
+
+        raise InputError(f"name: bioimage.io needs at least 5 characters, got {name!r}")
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name.strip())
+    target = Path(out_dir) / f"{slug}.bioimageio.zip"
     with tempfile.TemporaryDirectory(prefix="cellrobust-bioimageio-") as tmp:
         folder = Path(tmp)
         _stage(net, meta, folder, test_image, name)

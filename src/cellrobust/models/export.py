@@ -144,7 +144,7 @@ def export_all(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
         from cellrobust.models.bioimageio import write_package
 
         written["bioimageio"] = write_package(net, meta, out, test_image=image,
-                                              name=name or Path(checkpoint).stem)
+                                              name=name or f"cellrobust U-Net {Path(checkpoint).stem}")
     return written
 
 
