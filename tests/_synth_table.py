@@ -12,7 +12,7 @@ SEGMENTERS = {"original": 0.9, "artefact": 0.3, "dog_otsu": 0.6}  # degradation 
 
 
 def synthetic_table(*, n_images: int = 8, levels: int = 5, seed: int = 0,
-                    artefacts=("gaussian", "illumination")) -> pd.DataFrame:
+                    artefacts=("gaussian", "illumination"), noise: float = 0.02) -> pd.DataFrame:
     """Rows whose pixel Jaccard falls linearly with severity at a segmenter-specific rate.
 
     Each image has 1000 true foreground pixels of 10000; at level s a segmenter with rate r
@@ -25,9 +25,9 @@ def synthetic_table(*, n_images: int = 8, levels: int = 5, seed: int = 0,
         for s in range(levels + 1):
             for seg, rate in SEGMENTERS.items():
                 for i in range(n_images):
-                    frac = max(0.0, 1 - rate * s / levels + rng.normal(0, 0.02))
+                    frac = max(0.0, 1 - rate * s / levels + (rng.normal(0, noise) if noise else 0))
                     frac = min(frac, 1.0)
-                    tp = int(1000 * frac)
+                    tp = int(round(1000 * frac))
                     row = dict(segmenter=seg, artefact=art, severity_index=s,
                                severity=float(s * 10), unit="gray levels", sample=f"img{i}",
                                params=json.dumps({"sigma": s * 10}), tp_px=tp, fp_px=0,

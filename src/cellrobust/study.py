@@ -32,8 +32,8 @@ PRESETS: dict[str, dict] = {
         description="embedded simulated data, reduced budgets (<= 10 min on 2 CPU cores)",
         data=None, n_train_frames=8, n_val_frames=2, n_eval_frames=2, patches_per_frame=6,
         patch_size=128, recipes=("original", "augmented", "artefact"),
-        train=dict(epochs=10, patches_per_epoch=128, batch_size=8, patch_size=64, workers=0,
-                   patience=10, model=dict(width=8)),
+        train=dict(epochs=8, patches_per_epoch=128, batch_size=8, patch_size=64, workers=0,
+                   patience=8, loss="dice_bce", lr=2e-3, model=dict(width=8, batchnorm=True)),
         baselines=("dog_otsu", "nlm_otsu"),
         artefacts=("illumination", "gaussian_noise", "speckle", "zoom"), severities="ladder",
         thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=300,
@@ -99,6 +99,7 @@ class StudyConfig:
     workers: int = 1
     scheduler: str | None = None
     batch_size: int = 4
+    figure_formats: tuple[str, ...] = ("png", "svg")
 
     def __post_init__(self) -> None:
         from cellrobust import artefacts
@@ -106,7 +107,7 @@ class StudyConfig:
 
         arts = tuple(artefacts.names()) if self.artefacts == "all" else tuple(self.artefacts)
         object.__setattr__(self, "artefacts", arts)
-        for name in ("recipes", "models", "baselines", "thresholds"):
+        for name in ("recipes", "models", "baselines", "thresholds", "figure_formats"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         errors = []
         errors += _unknown("artefacts", arts, artefacts.names())
@@ -183,7 +184,7 @@ def run_study(
     info = describe(config)
     write_json(out / "study.json", info)
     data = steps.load_data(config)
-    sweep_config = steps.sweep_config(config, models=())
+    sweep_config = steps.sweep_config(config, models={r: "(to train)" for r in config.recipes})
     plan = steps.plan(config, sweep_config)
     if set_total:
         set_total(plan["total"])

@@ -166,14 +166,49 @@ def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) ->
         stamp = run_dir / "study_train.json"
         steps = tc.epochs * (tc.patches_per_epoch or 6 * len(data["train"])) / tc.batch_size
         if (run_dir / "best.pt").is_file() and stamp.is_file() \
-                and json.loads(stamp.read_text()) == tc.to_dict():
+                and json.loads(stamp.read_text()) == json.loads(json.dumps(tc.to_dict())):
             out[recipe] = run_dir / "best.pt"
-        else:
+            tick(unit * steps, f"reused {recipe}")
+            continue
+        with _EpochWatcher(run_dir / "history.csv", unit * steps / tc.epochs, tick, recipe) as w:
             out[recipe] = Path(train(tc, data["train"], data["val"], run_dir=run_dir,
                                      progress=False))
-            write_json(stamp, tc.to_dict())
-        tick(unit * steps, f"trained {recipe}")
+        write_json(stamp, tc.to_dict())
+        tick(max(0.0, unit * steps - w.ticked), f"trained {recipe}")
     return out
+
+
+class _EpochWatcher:
+    """Tick the progress bar as the trainer appends epochs to ``history.csv`` (polling)."""
+
+    def __init__(self, path: Path, per_epoch: float, tick: Callable, recipe: str) -> None:
+        import threading
+
+        self.path, self.per_epoch, self.tick, self.recipe = path, per_epoch, tick, recipe
+        self.ticked, self.seen = 0.0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                epochs = max(0, len(self.path.read_text().splitlines()) - 1)
+            except OSError:
+                continue
+            if epochs > self.seen:
+                self.tick(self.per_epoch * (epochs - self.seen), f"training {self.recipe}")
+                self.ticked += self.per_epoch * (epochs - self.seen)
+                self.seen = epochs
+
+    def __enter__(self):
+        if self.path.exists():
+            self.path.unlink()  # a stale history of an earlier configuration
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable):
@@ -210,7 +245,7 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
     sample = max(patches, key=lambda s: int(np.count_nonzero(s.labels)))
     fig = plots.figure_gallery(sample.image, sample.labels,
                                _gallery_rows(sample, config.artefacts, config.seed))
-    plots.save_figure(fig, figdir / "gallery")
+    plots.save_figure(fig, figdir / "gallery", config.figure_formats)
     severities = resolve_severities(sweep)
     panels = []
     for name in config.artefacts[:4]:
@@ -222,12 +257,13 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
         preds = {spec.name: np.asarray(load_segmenter(spec).segment(image))[0]
                  for spec in sweep.segmenters}
         panels.append((f"{name} = {values[idx]:g}", corrupted.image, corrupted.labels, preds))
-    plots.save_figure(plots.figure_examples(panels), figdir / "examples")
+    plots.save_figure(plots.figure_examples(panels), figdir / "examples", config.figure_formats)
 
 
 def report(config, folder: Path) -> Path:
     from cellrobust.report import ReportOptions, build_report
 
     opts = ReportOptions(metric=config.metric, reference=config.reference, n_boot=config.n_boot,
-                         seed=config.seed, title=f"cellrobust robustness study ({config.preset})")
+                         seed=config.seed, title=f"cellrobust robustness study ({config.preset})",
+                         formats=config.figure_formats)
     return build_report(folder, opts)

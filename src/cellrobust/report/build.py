@@ -35,6 +35,7 @@ class ReportOptions:
     robust: str = "artefact"
     baseline: str = "original"
     title: str = "cellrobust robustness report"
+    formats: tuple[str, ...] = ("png", "svg")
 
 
 def read_results(results_dir: str | Path) -> pd.DataFrame:
@@ -151,8 +152,10 @@ def _figures(table, score_table, folder, opts) -> list[Figure]:
     figs: list[Figure] = []
 
     def add(fig, stem, title, caption):
-        png, svg = plots.save_figure(fig, figdir / stem)
-        figs.append(Figure(title, png, caption, svg.relative_to(folder)))
+        paths = plots.save_figure(fig, figdir / stem, ("png", *(f for f in opts.formats
+                                                              if f != "png")))
+        svg = next((p.relative_to(folder) for p in paths if p.suffix == ".svg"), None)
+        figs.append(Figure(title, paths[0], caption, svg))
 
     if (figdir / "gallery.png").is_file():
         figs.append(Figure("Artefact gallery", figdir / "gallery.png",

@@ -52,13 +52,13 @@ def segmenter_colours(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically; return the paths."""
+def save_figure(fig: Figure, stem: str | Path, formats=("png", "svg")) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically; return the paths (in order)."""
     paths = []
-    for ext in (".png", ".svg"):
+    for ext in ("." + f for f in formats):
         target = Path(stem).with_suffix(ext)
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format=ext[1:])
+            fig.savefig(tmp, dpi=DPI, format=ext[1:])  # constrained layout: no "tight" pass
         paths.append(target)
     return paths
 

@@ -1,0 +1,125 @@
+"""Report: figures from a table, the self-contained HTML (checked in headless Chromium),
+summary.md and ``cellrobust report``."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cellrobust import DataError
+from cellrobust.cli import main
+from cellrobust.report import ReportOptions, build_report, plots
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _synth_table import synthetic_table  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    synthetic_table(n_images=6).to_parquet(folder / "results.parquet")
+    path = build_report(folder, ReportOptions(n_boot=100))
+    return folder, path
+
+
+def test_outputs_written(built):
+    folder, path = built
+    assert path == folder / "report.html"
+    for name in ("scores.csv", "curves.csv", "paired.csv", "summary.md"):
+        assert (folder / name).is_file(), name
+    for stem in ("curves_gaussian", "curves_illumination", "ap_vs_iou", "heatmap_rpc"):
+        assert (folder / "figures" / f"{stem}.png").stat().st_size > 10_000
+        assert (folder / "figures" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    scores = pd.read_csv(folder / "scores.csv")
+    assert {"clean", "mpc", "rpc", "auc", "ce", "rel_ce"} <= set(scores.columns)
+
+
+def test_html_is_self_contained(built):
+    _, path = built
+    html = path.read_text()
+    srcs = re.findall(r"<img[^>]*src='([^']*)'", html)
+    assert len(srcs) >= 5 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    for term in ("TP/(TP+FP+FN)", "micro", "macro", "SEG", "rPC", "relative CE"):
+        assert term in html, term
+    assert "significantly better" in html  # the constructed main effect is found
+
+
+def test_summary_md(built):
+    folder, _ = built
+    text = (folder / "summary.md").read_text()
+    assert "| segmenter | artefact |" in text and "artefact vs original" in text
+
+
+def test_colours_are_consistent():
+    a = plots.segmenter_colours(["original", "artefact", "dog_otsu", "mine"])
+    b = plots.segmenter_colours(["mine", "dog_otsu"])
+    assert a["dog_otsu"] == b["dog_otsu"] and a["mine"] == b["mine"]
+    assert len(set(a.values())) == 4
+
+
+def test_report_cli_rebuilds_without_recomputing(built, tmp_path, capsys):
+    folder, _ = built
+    shutil.copy(folder / "results.parquet", tmp_path / "results.parquet")
+    assert main(["report", str(tmp_path), "--n-boot", "50", "--metric", "recall"]) == 0
+    assert "report:" in capsys.readouterr().out
+    assert "recall" in (tmp_path / "scores.csv").read_text()
+    assert main(["report", str(tmp_path / "missing")]) == 1
+    assert main(["report", str(tmp_path), "--metric", "jacard"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'jaccard'" in err
+    with pytest.raises(DataError):
+        build_report(tmp_path / "missing")
+
+
+CHECK = """<script>
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const bad = imgs.filter(i => !(i.complete && i.naturalWidth > 0));
+  document.body.setAttribute('data-images', imgs.length + ':' + bad.length);
+});
+</script></body>"""
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _run_chromium(args, tmp_path, timeout=90):
+    exe = _chromium()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    return subprocess.run([exe, *flags, *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "HOME": str(tmp_path)})
+
+
+def test_renders_in_headless_chromium(built, tmp_path):
+    if _chromium() is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium) - browser check skipped")
+    _, path = built
+    probe = tmp_path / "probe.html"
+    probe.write_text(path.read_text().replace("</body>", CHECK))
+    dom = _run_chromium(["--virtual-time-budget=5000", "--dump-dom", probe.as_uri()], tmp_path)
+    match = re.search(r'data-images="(\d+):(\d+)"', dom.stdout)
+    assert match, dom.stderr[-2000:]
+    assert int(match.group(1)) >= 5 and match.group(2) == "0", "images failed to load"
+    console = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and "probe.html" in l]
+    assert not console, console
+    shot = tmp_path / "report.png"
+    res = _run_chromium([f"--screenshot={shot}", "--window-size=1280,2400", path.as_uri()],
+                        tmp_path)
+    assert shot.is_file() and shot.stat().st_size > 50_000, res.stderr[-2000:]
+    keep = os.environ.get("CELLROBUST_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
