@@ -78,7 +78,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(dataset, tmp_pa
     assert 2 <= done_before < EPOCHS
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no torn temp files
 
-    resumed = subprocess.run(_cmd("--resume", str(run), "--data", str(dataset), "--quiet"),
+    resumed = subprocess.run(_cmd("--resume", str(run), "--quiet"),  # data from data.json
                              env=_env(), capture_output=True, text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     rows = read_history(history)

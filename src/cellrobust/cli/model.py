@@ -47,7 +47,7 @@ def _register_train(subparsers) -> None:
                    help="training recipe (default original)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<recipe>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR "
-                   "with its saved config")
+                   "with its saved config and data paths")
     p.add_argument("--artefact", action="append", default=[], metavar="NAME:LOW:HIGH",
                    help="add a training artefact with severity ~ U(LOW, HIGH) (repeatable)")
     g = p.add_argument_group("overrides (default: the recipe's value)")
@@ -92,18 +92,34 @@ def _load_splits(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from cellrobust._io import write_json
     from cellrobust.training.loop import load_run_config, train
 
     if args.resume:
         config, run_dir = load_run_config(args.resume), Path(args.resume)
+        _remembered_data(args, run_dir)
     else:
         config = _train_config(args)
         run_dir = Path(args.out or Path("runs") / config.recipe)
     train_samples, val_samples = _load_splits(args)
+    if not args.resume:
+        data = {k: None if v is None else str(Path(v).resolve())
+                for k, v in (("data", args.data), ("val_data", args.val_data))}
+        write_json(run_dir / "data.json", data)
     best = train(config, train_samples, val_samples, run_dir=run_dir,
                  progress=not args.quiet, resume=bool(args.resume))
     print(best)
     return 0
+
+
+def _remembered_data(args: argparse.Namespace, run_dir: Path) -> None:
+    """Fill --data/--val-data from the run's data.json when they are not given again."""
+    import json
+
+    record = run_dir / "data.json"
+    if args.data is None and record.is_file():
+        saved = json.loads(record.read_text())
+        args.data, args.val_data = saved.get("data"), saved.get("val_data")
 
 
 # -- predict -----------------------------------------------------------------------------------
