@@ -219,3 +219,16 @@ def test_fast_path_equals_full_hungarian(true, data):
         ok = dense[ri, ci] >= t
         assert r.tp[i] == ok.sum()
         assert r.sum_iou[i] == pytest.approx(dense[ri, ci][ok].sum(), abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64, np.int8, np.int64])
+def test_every_integer_dtype_gives_the_same_counts(dtype):
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 5, (20, 20))
+    pred = np.roll(true, 1, axis=0)
+    ref = match(true, pred, thresholds=(0.1, 0.5))
+    mixed = match(true.astype(dtype), pred.astype(np.uint8), thresholds=(0.1, 0.5))
+    same = match(true.astype(dtype), pred.astype(dtype), thresholds=(0.1, 0.5))
+    np.testing.assert_array_equal(mixed.tp, ref.tp)
+    np.testing.assert_array_equal(same.tp, ref.tp)
+    np.testing.assert_array_equal(match(true > 0, pred > 0).n_true, 1 if true.any() else 0)

@@ -132,7 +132,7 @@ def overlap(labels_true: np.ndarray, labels_pred: np.ndarray) -> Overlap:
             return _sparse_overlap(t, mt, p, mp)
     key = t.astype(np.intp)
     key *= mp + 1
-    key += p
+    key += p.astype(np.intp, copy=False)
     table = np.bincount(key, minlength=(mt + 1) * (mp + 1)).reshape(mt + 1, mp + 1)
     return _from_table(table)
 
