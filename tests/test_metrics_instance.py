@@ -232,3 +232,9 @@ def test_every_integer_dtype_gives_the_same_counts(dtype):
     np.testing.assert_array_equal(mixed.tp, ref.tp)
     np.testing.assert_array_equal(same.tp, ref.tp)
     np.testing.assert_array_equal(match(true > 0, pred > 0).n_true, 1 if true.any() else 0)
+
+
+def test_pooling_refuses_mixed_thresholds():
+    a = squares((10, 10), [(0, 0, 4, 4)])
+    with pytest.raises(InputError, match="same thresholds"):
+        match_dataset([match(a, a, thresholds=(0.5,)), match(a, a, thresholds=(0.7,))])

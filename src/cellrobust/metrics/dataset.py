@@ -64,6 +64,12 @@ SCORE_NAMES = ("precision", "recall", "f1", "ap", "mean_iou", "mean_true_score",
 def pool(results) -> MatchResult:
     """Sum the counts of several :class:`MatchResult` (same thresholds and criterion)."""
     first = results[0]
+    for r in results[1:]:
+        if r.criterion != first.criterion or not np.array_equal(r.thresholds, first.thresholds):
+            raise InputError(
+                "results: every MatchResult must use the same thresholds and criterion, got "
+                f"{list(first.thresholds)} ({first.criterion}) and {list(r.thresholds)} "
+                f"({r.criterion})")
     return MatchResult(
         first.thresholds,
         sum(r.tp for r in results), sum(r.fp for r in results), sum(r.fn for r in results),
