@@ -158,8 +158,12 @@ def render_html(content: ReportContent) -> str:
         _table(content.scores),
     ]
     if content.paired is not None and not content.paired.empty:
-        parts += ["<h3>Paired differences (95% bootstrap CI over images)</h3>",
-                  _table(content.paired)]
+        head = "<h3>Paired differences (95% bootstrap CI over images)</h3>"
+        if len(content.paired) > 24:
+            parts += [head, f"<details><summary>{len(content.paired)} rows</summary>",
+                      _table(content.paired), "</details>"]
+        else:
+            parts += [head, _table(content.paired)]
     parts.append("<h2 id='figures'>Figures</h2>")
     parts += [_figure(f, i) for i, f in enumerate(content.figures, start=1)]
     parts += ["<h2 id='artefacts'>Artefacts</h2>", _table(content.artefacts)]
