@@ -110,11 +110,13 @@ class ClassicalConfig:
         if not (isinstance(self.min_size, int) and self.min_size >= 0):
             errors.append(f"min_size: expected an integer >= 0, got {self.min_size!r}")
         if not _positive(self.sigma_low):
-            errors.append(f"sigma_low: expected a positive number of pixels, got {self.sigma_low!r}")
+            errors.append(f"sigma_low: expected a positive number of pixels, "
+                          f"got {self.sigma_low!r}")
         if self.sigma_high is not None and not (
             _positive(self.sigma_high) and self.sigma_high > self.sigma_low
         ):
-            errors.append(f"sigma_high: expected None or a number > sigma_low, got {self.sigma_high!r}")
+            errors.append(f"sigma_high: expected None or a number > sigma_low, "
+                          f"got {self.sigma_high!r}")
         for name in ("template", "search"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1 and value % 2 == 1):
