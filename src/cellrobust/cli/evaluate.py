@@ -82,6 +82,16 @@ def parse_options(items: list[str]) -> dict:
     return options
 
 
+def _default_name(args: argparse.Namespace) -> str:
+    """``dog_otsu``; ``runs/robust/best.pt`` -> ``robust-best``; ``--pred out/unet`` -> ``unet``."""
+    from pathlib import Path
+
+    if args.pred:
+        return Path(args.pred).resolve().name
+    path = Path(args.model)
+    return f"{path.parent.name}-{path.stem}" if path.suffix and path.parent.name else path.stem
+
+
 def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -91,8 +101,7 @@ def handler(args: argparse.Namespace) -> int:
     config = EvaluateConfig(thresholds=parse_thresholds(args.thresholds),
                             criterion=args.criterion, average=args.average,
                             connectivity=args.connectivity)
-    label = args.model if args.model else Path(args.pred).name
-    out = Path(args.out) if args.out else Path("results") / "evaluate" / Path(label).stem
+    out = Path(args.out) if args.out else Path("results") / "evaluate" / _default_name(args)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     text = run_evaluation(config, data=args.data, split=args.split, pred=args.pred,
                           model=args.model, out=out, frames=args.frames, log=log,
