@@ -121,6 +121,21 @@ def test_rasterised_cell_area_matches_the_shape_formula(p):
     assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
+@settings(max_examples=12, deadline=None)
+@given(area=st.floats(20, 2000), elongation=st.floats(1.0, 8.0), taper=st.floats(0.5, 2.0),
+       asymmetry=st.floats(0, 0.9), touching=st.floats(0, 1), doublets=st.floats(0, 1),
+       n=st.integers(0, 40), seed=st.integers(0, 1000))
+def test_any_valid_config_gives_exact_labels(area, elongation, taper, asymmetry, touching,
+                                             doublets, n, seed):
+    config = SimConfig(shape=(64, 80), n_cells=(n, n), cell_area_px=area,
+                       cell_area_limits_px=(8.0, 5000.0), elongation=elongation,
+                       taper_range=(0.5, taper), asymmetry=asymmetry, touching_fraction=touching,
+                       doublet_fraction=doublets)
+    sample = simulate_frame(rng=seed, config=config)
+    assert sample.image.shape == (64, 80) and sample.image.dtype == np.uint8
+    assert assert_exact_labels(sample.labels) <= n
+
+
 # ---------------------------------------------------------------- determinism and data set
 
 
@@ -173,6 +188,8 @@ def test_config_reports_every_invalid_field_at_once():
     message = str(err.value)
     for field in ("n_cells", "cell_area_px", "jpeg_quality", "shape", "touching_fraction"):
         assert field in message
+    with pytest.raises(InputError, match="taper_range"):
+        SimConfig(taper_range=(0.3, 2.5))
     with pytest.raises(InputError, match="halo_strength"):
         SimConfig(halo_strength=float("nan"))
     assert SimConfig(jpeg_quality=None, halo_strength=0.0).jpeg_quality is None

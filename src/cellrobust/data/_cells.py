@@ -338,7 +338,7 @@ def populate(canvas: Canvas, rng: np.random.Generator, cfg) -> dict[str, int]:
     Returns how many cells of each kind were drawn (``cells``, ``touching``, ``doublet_cells``).
     """
     target = int(rng.integers(cfg.n_cells[0], cfg.n_cells[1] + 1))
-    n_pairs = int(rng.binomial(target, cfg.doublet_fraction / 2.0))
+    n_pairs = min(int(rng.binomial(target, cfg.doublet_fraction / 2.0)), target // 2)
     n_touch = int(rng.binomial(target, cfg.touching_fraction))
     counts = {"doublet_cells": _doublets(canvas, rng, cfg, n_pairs), "touching": 0}
     free_target = max(target - n_touch - counts["doublet_cells"], 0)

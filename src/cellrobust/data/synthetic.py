@@ -67,7 +67,8 @@ class SimConfig:
     rounded_fraction : float
         Fraction of (non-dividing) cells that are rounded up: length/width 1.05-1.6, elliptic.
     taper_range : (float, float)
-        Range of the taper exponent: 0.5 = ellipse, 1 = spindle with pointed ends.
+        Range of the taper exponent, within [0.5, 2]: 0.5 = ellipse, 1 = spindle with pointed
+        ends, 2 = concave flanks and long thin tips.
     asymmetry : float
         Largest teardrop asymmetry (0 = symmetric ends), in [0, 0.9].
     clustering, n_clusters, cluster_radius_px
@@ -190,7 +191,8 @@ def _config_errors(cfg: SimConfig) -> list[str]:
     pair("n_cells", 0, integer=True)
     pair("cell_area_limits_px", 8)
     pair("n_clusters", 1, integer=True)
-    pair("taper_range", 0.3)
+    if pair("taper_range", 0.5):
+        need(cfg.taper_range[1] <= 2.0, "taper_range", "values in [0.5, 2]")
     if pair("vignetting_centre", -1.0, ordered=False):
         need(max(cfg.vignetting_centre) <= 2.0, "vignetting_centre", "fractions in [-1, 2]")
     for name, low, high in _RANGES:
@@ -198,8 +200,6 @@ def _config_errors(cfg: SimConfig) -> list[str]:
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
         ok = ok and math.isfinite(value) and low <= value <= high
         need(ok, name, f"a number in [{low:g}, {high:g}]")
-    need(cfg.taper_range[1] <= 3.0 if isinstance(cfg.taper_range, tuple) else True,
-         "taper_range", "values <= 3")
     q = cfg.jpeg_quality
     need(q is None or (isinstance(q, (int, np.integer)) and 1 <= q <= 100), "jpeg_quality",
          "None or an int in [1, 100]")
