@@ -262,6 +262,8 @@ class Canvas:
         present = np.zeros(len(self.cells) + 1, bool)
         present[flat_labels[where]] = True
         present[0] = False
+        if present[1:].all():  # already sequential 1..n
+            return self.labels
         lut = np.zeros(len(self.cells) + 1, np.int32)
         lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
         return lut[self.labels]
