@@ -70,10 +70,10 @@ def draw_params(rng: np.random.Generator, cfg, n: int, *, round_: bool = False) 
 
 def _sheet_offsets(rng: np.random.Generator, a: np.ndarray) -> dict:
     """Vertices of each cell's faint cytoplasm sheet relative to its centre: a random pentagon
-    1.2-2.8 half-lengths in radius, shifted by ~0.3 half-lengths (arrays of shape (n, 5))."""
+    1.0-2.2 half-lengths in radius, shifted by ~0.3 half-lengths (arrays of shape (n, 5))."""
     n = len(a)
     angle = np.sort(rng.uniform(0, 2 * np.pi, (n, 5)), axis=1)
-    radius = a[:, None] * rng.uniform(1.2, 2.8, (n, 5))
+    radius = a[:, None] * rng.uniform(1.0, 2.2, (n, 5))
     shift = a[:, None, None] * rng.normal(0, 0.3, (n, 1, 2))
     return {"sheet_dy": radius * np.sin(angle) + shift[..., 0],
             "sheet_dx": radius * np.cos(angle) + shift[..., 1]}
@@ -165,6 +165,8 @@ class Canvas:
         Cell brightness relative to the background (before blur).
     faint : ndarray of float32, shape (H, W)
         Unlabelled faint protrusions relative to the background (drawn as 1-px lines).
+    sheets : ndarray of float32, shape (H, W)
+        Unlabelled flattened cytoplasm sheets (polygons, blurred more than the cells).
     cells : list of dict
         Parameters (y, x, angle, a, b) of every drawn cell, in label order.
     """
@@ -174,6 +176,7 @@ class Canvas:
         self.labels = np.zeros(shape, np.int32)
         self.body = np.zeros(shape, np.float32)
         self.faint = np.zeros(shape, np.float32)
+        self.sheets = np.zeros(shape, np.float32)
         self.cells: list[dict] = []
 
     def draw(self, raster: tuple, params: dict, *, touch: bool, min_keep: float = 0.6) -> bool:
@@ -219,7 +222,7 @@ class Canvas:
 
     def _sheet(self, cell: dict) -> None:
         """A faint flattened cytoplasm sheet (lamellipodium) around the cell, unlabelled."""
-        cv2.fillPoly(self.faint, [cell["sheet_poly"]], float(cell["sheet"]))
+        cv2.fillPoly(self.sheets, [cell["sheet_poly"]], float(cell["sheet"]))
 
     def _protrusion(self, cell: dict) -> None:
         """A faint thin process leaving the narrow tip, fading in two steps (unlabelled, as in

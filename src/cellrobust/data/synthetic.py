@@ -82,7 +82,7 @@ class SimConfig:
         Fraction of cells with a faint unlabelled process beyond the narrow tip.
     sheet_fraction, sheet_contrast
         Fraction of cells with a faint unlabelled flattened cytoplasm sheet around them
-        (lamellipodia, 1.2-2.8 half-lengths in radius), and its median brightness.
+        (lamellipodia, 1.0-2.2 half-lengths in radius), and its median brightness.
     unlabelled_fraction : float
         Fraction of drawn cells left out of the labels (still visible). Default 0: labels are
         exact. The real PSC masks miss some cells (about 40 bright cell-sized unlabelled objects
@@ -129,9 +129,9 @@ class SimConfig:
     rounded_fraction: float = 0.08
     taper_range: tuple[float, float] = (0.6, 1.8)
     asymmetry: float = 0.7
-    clustering: float = 0.6
-    n_clusters: tuple[int, int] = (4, 12)
-    cluster_radius_px: float = 45.0
+    clustering: float = 0.8
+    n_clusters: tuple[int, int] = (3, 9)
+    cluster_radius_px: float = 60.0
     touching_fraction: float = 0.15
     doublet_fraction: float = 0.04
     protrusion_fraction: float = 0.5
@@ -266,6 +266,7 @@ def _render(canvas: _cells.Canvas, rng: np.random.Generator, cfg: SimConfig) -> 
     """Brightness layers -> uint8 image (optics, light, texture, camera)."""
     shape = canvas.labels.shape
     objects = canvas.body + canvas.faint + _texture.debris(shape, rng, cfg)
+    objects += _texture.blur(canvas.sheets, 1.5)  # soft-edged lamellipodia
     optical = _texture.blur(objects, cfg.psf_sigma_px)
     relative = 1.0 + optical + _texture.phase_halo(optical, cfg)
     if cfg.glow > 0:
