@@ -287,6 +287,12 @@ def histogram_distances(real: dict, sim: dict) -> tuple[float, float, float]:
     return wasserstein, float(np.abs(r - s).sum()), coarse
 
 
+def code_mismatches(real: dict, sim: dict) -> int:
+    """Gray levels 80-250 used in one data set but not the other. The real frames' storage gamma
+    leaves every 3rd-7th level empty; the simulator reproduces that curve."""
+    return int(((real["hist"][80:251] > 0) != (sim["hist"][80:251] > 0)).sum())
+
+
 def shape_failures(real: dict, sim: dict) -> list[str]:
     """Area and elongation percentiles outside their tolerances (empty: all fine)."""
     failures = []
@@ -309,9 +315,10 @@ def halo_ok(real: dict, sim: dict) -> bool:
 
 def test_intensity_histogram_close_to_real(real_stats, sim_stats):
     wasserstein, fine_l1, coarse_l1 = histogram_distances(real_stats, sim_stats)
-    assert wasserstein <= 5.0  # measured ~1.6; real train vs validation: 4.5
-    assert fine_l1 <= 0.35  # measured ~0.24 (the gamma curve's empty codes match); train/val 0.29
-    assert coarse_l1 <= 0.30  # measured ~0.15; real train vs validation: 0.27
+    assert wasserstein <= 5.0  # measured ~2.4; real train vs validation: 4.5
+    assert fine_l1 <= 0.45  # measured ~0.32 here (0.22 on 24 frames); real train vs val 0.29
+    assert coarse_l1 <= 0.30  # measured ~0.20; real train vs validation: 0.27
+    assert code_mismatches(real_stats, sim_stats) <= 10  # measured 4; without the gamma ~40
     level = np.arange(256)
     assert abs((real_stats["hist"] * level).sum() - (sim_stats["hist"] * level).sum()) <= 5.0
 
@@ -341,4 +348,4 @@ def test_realism_checks_reject_a_wrong_simulator(real_stats):
     stats = _stats([f.image for f in frames], [f.labels > 0 for f in frames])
     assert len(shape_failures(real_stats, stats)) >= 2
     assert not halo_ok(real_stats, stats)
-    assert histogram_distances(real_stats, stats)[1] > 0.35  # no gamma curve: codes differ
+    assert code_mismatches(real_stats, stats) > 20  # no storage gamma curve
