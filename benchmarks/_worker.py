@@ -6,7 +6,7 @@ the project's ``.venv`` or in a peer environment. Protocol (one JSON object per 
 - ``{"op": "setup", "target": "benchmarks.suites.unet:keras_train", "params": {...}}`` — imports
   the target factory and calls ``factory(**params)``, which returns a ``Bench`` (an object with
   ``step() -> dict`` and optional ``info`` and ``values``); one untimed warm-up ``step()``
-  follows. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
+  follows unless ``"warmup": false``. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
 - ``{"op": "step"}`` — one timed call of ``step()``; reply ``{"ok": true, "seconds": s,
   "cpu_seconds": c, "units": n}`` where ``units`` is the work done (patches, steps, pairs).
 - ``{"op": "quit"}``.
@@ -39,7 +39,8 @@ def _load(target: str):
 
 def _setup(message: dict) -> tuple[object, dict]:
     bench = _load(message["target"])(**message.get("params", {}))
-    bench.step()  # warm-up: imports, tracing, allocator, caches
+    if message.get("warmup", True):
+        bench.step()  # warm-up: imports, tracing, allocator, caches
     reply = {"ok": True, "info": dict(getattr(bench, "info", {}) or {})}
     values = getattr(bench, "values", None)
     if values is not None:

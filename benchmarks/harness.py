@@ -52,6 +52,7 @@ class Comparison:
     check_values: bool = False
     note: str = ""
     rounds: int | None = None
+    warmup: bool = True
 
 
 class WorkerError(RuntimeError):
@@ -114,7 +115,7 @@ class Worker:
 
 
 def _start_side(side: Side, log_dir: Path, pool: dict | None, key: tuple,
-                skip_peers: bool = False) -> tuple[Worker | None, dict]:
+                skip_peers: bool = False, warmup: bool = True) -> tuple[Worker | None, dict]:
     """Start (or reuse from ``pool``) and warm up one side; return (worker, result record)."""
     record = {"label": side.label, "env": side.env, "target": side.target,
               "params": side.params, "throughput": []}
@@ -132,7 +133,8 @@ def _start_side(side: Side, log_dir: Path, pool: dict | None, key: tuple,
             pool[key] = worker
     try:
         t0 = time.perf_counter()
-        reply = worker.request({"op": "setup", "target": side.target, "params": side.params})
+        reply = worker.request({"op": "setup", "target": side.target, "params": side.params,
+                                "warmup": warmup})
         record["setup_s"] = round(time.perf_counter() - t0, 2)
         record["info"] = reply.get("info", {})
         record["values"] = reply.get("values")
@@ -189,7 +191,7 @@ def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = 
     uses this to stay within seconds; full runs start fresh processes for every comparison.
     """
     sides = [cmp.ours, *cmp.peers]
-    started = [_start_side(side, log_dir, pool, (side.env, i), skip_peers)
+    started = [_start_side(side, log_dir, pool, (side.env, i), skip_peers, cmp.warmup)
                for i, side in enumerate(sides)]
     try:
         for _ in range(rounds):

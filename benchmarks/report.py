@@ -108,7 +108,9 @@ def render(doc: dict) -> str:
         for row in result["rows"]:
             if row.get("values_identical") is not None:
                 ok = "identical" if row["values_identical"] else "**DIFFERENT**"
-                lines.append(f"- {row['name']}: values of all sides {ok} (to 1e-9)")
+                who = [s["label"] for s in [row["ours"], *row["peers"]]
+                       if s.get("values") is not None]
+                lines.append(f"- {row['name']}: values of {', '.join(who)} {ok} (to 1e-9)")
         lines += result.get("markdown", [])
         versions = _versions(result)
         if versions:
