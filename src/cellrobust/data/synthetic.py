@@ -4,20 +4,23 @@ With no data given, every cellrobust command uses frames simulated here: 576 x 7
 of bright, elongated pancreatic-stem-cell-like spindles on a vignetted gray background, with
 exact instance labels. The default :class:`SimConfig` was fitted to the real PhC-C2DL-PSC
 training frames (Cell Tracking Challenge; Ulman et al., Nat. Methods 2017): background mean
-~135, foreground ~8 % of the pixels, 150-350 cells per frame, object areas median ~130 px,
-length/width ratio median ~2.4. ``docs/simulator.md`` lists the measured statistics, real vs
+~133, foreground ~8 % of the pixels, 150-310 cells per frame (~140-310 objects once touching
+cells merge in a binary mask, as in the real masks), object areas median ~137 px, major/minor
+axis ratio median ~2.4. ``docs/simulator.md`` lists the measured statistics, real vs
 simulated, and ``tests/test_synthetic.py`` keeps that comparison as a test.
 
 How a frame is made (``simulate_frame``):
 
 1. cells (spindles / teardrops / ellipses, clustered, some touching, a few rounded dividing
    doublets) are rasterised into a label image and a brightness layer (``_cells``);
-2. unlabelled faint protrusions and debris (bright specks, small bright round bodies, dark
-   specks, out-of-focus rings) are added: a segmenter must learn that these are not cells;
+2. unlabelled faint protrusions, flattened cytoplasm sheets and debris (bright specks, small
+   bright round bodies, dark specks, out-of-focus rings) are added: a segmenter must learn that
+   these are not cells;
 3. optics: gaussian point-spread function (soft edges), a faint glow, and a relief-like phase
    halo (dark fringe on one side, bright on the other) (``_texture``);
 4. light and camera: vignetted, unevenly lit background times a fine correlated texture; shot and
-   read noise; 8-bit saturation; a JPEG round trip like the one the real frames went through.
+   read noise; 8-bit saturation; a JPEG round trip and the storage gamma curve the real frames
+   went through.
 
 Frame ``i`` of a :class:`SyntheticDataset` is seeded by ``derive_rng(seed, "sim", split, i)``:
 it can be regenerated alone, in any process, in any order.
