@@ -311,9 +311,13 @@ def _rows(c: dict) -> list[dict]:
 
 def _draw_all(canvas: Canvas, c: dict, *, touch: bool, limit: int) -> int:
     drawn = 0
+    h, w = canvas.shape
     for raster, params in zip(rasterise(c), _rows(c)):
         if drawn >= limit:
             break
+        y, x = int(params["y"]), int(params["x"])
+        if not touch and 0 <= y < h and 0 <= x < w and canvas.labels[y, x]:
+            continue  # centre already taken: cannot fit with a gap (cheap early rejection)
         drawn += canvas.draw(raster, params, touch=touch)
     return drawn
 
