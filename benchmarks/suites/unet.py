@@ -281,6 +281,17 @@ def our_settings() -> dict:
         return {"channels_last": True, "bf16": False}
 
 
+def our_inference_chunk() -> int | None:
+    """Patches per forward pass in cellrobust's tiled inference (``predict_tiled`` default)."""
+    try:
+        import inspect
+
+        from cellrobust.models.inference import predict_tiled
+        return int(inspect.signature(predict_tiled).parameters["batch_size"].default)
+    except Exception:  # inference not importable: one forward pass per batch
+        return None
+
+
 def _sizes(smoke: bool) -> dict:
     if smoke:
         return {"size": 64, "train_batch": 2, "steps": 1, "infer_batch": 2, "batches": 1,
@@ -303,7 +314,7 @@ def comparisons(smoke: bool) -> list[Comparison]:
                    goal=1.5, rounds=4),
         Comparison(f"inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
-                        {**infer, **opts}),
+                        {**infer, **opts, "chunk": our_inference_chunk()}),
                    (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_infer", infer, "tf"),),
                    goal=1.5, rounds=4),
         Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
@@ -384,6 +395,12 @@ def _settings_notes(rows: list[dict]) -> list[str]:
         notes.append(f"Our side's settings (as cellrobust's training picks them on this "
                      f"machine): {ours['options']}, torch intra-op threads {ours['threads']}, "
                      "eager mode, BCE on logits (equivalent to Keras's sigmoid + BCE).")
+        infer = next((r["ours"]["info"]["options"] for r in rows
+                      if "chunk" in r["ours"].get("info", {}).get("options", {})), None)
+        if infer:
+            notes.append(f"Inference: each batch of 16 is run in forward passes of "
+                         f"{infer['chunk']} patches, as cellrobust's tiled inference does "
+                         "(`predict_tiled(batch_size=...)` default), under torch.inference_mode.")
     if keras:
         notes.append(f"Keras at its defaults: compile(jit_compile='auto') resolved to "
                      f"jit_compile={keras['jit_compile']}; TF intra-op threads "
