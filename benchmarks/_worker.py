@@ -70,7 +70,7 @@ def main() -> int:
                 reply = _step(bench)
             else:
                 reply = {"ok": False, "error": f"unknown op {op!r}"}
-        except BaseException as exc:  # report any failure to the harness, keep the protocol
+        except BaseException as exc:  # noqa: BLE001 - report any failure to the harness, keep the protocol
             tb = traceback.format_exc(limit=6)
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
         proto.write(json.dumps(reply) + "\n")

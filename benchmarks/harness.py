@@ -70,7 +70,7 @@ class Worker:
         self.log_path = log_dir / f"worker-{safe}-{time.monotonic_ns()}.log"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1",
                **side.environ}
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in close()
+        self._log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(python), "-m", "benchmarks._worker"], cwd=REPO, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
@@ -307,7 +307,7 @@ def _run_each(suites: list[str], ctx: Context, results: list, failed: list) -> N
         t0 = time.perf_counter()
         try:
             result = importlib.import_module(f"benchmarks.suites.{name}").run(ctx)
-        except Exception as exc:  # a broken suite must not hide the others
+        except Exception as exc:  # noqa: BLE001 - a broken suite must not hide the others
             import traceback
             result = {"title": name, "rows": [], "error": f"{type(exc).__name__}: {exc}",
                       "traceback": traceback.format_exc(limit=8)}

@@ -55,7 +55,7 @@ def load_average() -> list[float] | None:
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                             capture_output=True, timeout=10)
+                             capture_output=True, timeout=10, check=False)
         return out.stdout.strip() or None
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -66,7 +66,7 @@ def _gpu_name() -> str | None:
         import torch
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
-    except Exception:  # torch missing or broken: no GPU info
+    except Exception:  # noqa: BLE001, S110 - torch missing or broken: no GPU info
         pass
     return None
 

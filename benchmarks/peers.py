@@ -78,7 +78,7 @@ def _start(name: str, log_path: Path) -> subprocess.Popen:
     """Create the venv, then install ``name`` in the background, logging to ``log_path``."""
     subprocess.run([_base_python(), "-m", "venv", "--clear", str(venv_dir(name))], check=True)
     script = " && ".join(" ".join(_quote(a) for a in cmd) for cmd in _install_commands(name))
-    log = open(log_path, "w")  # noqa: SIM115 - closed by the caller after wait()
+    log = open(log_path, "w")  # noqa: SIM115
     env = {**os.environ, "PIP_PROGRESS_BAR": "off"}
     return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT,
                             env=env, cwd=REPO)

@@ -28,7 +28,7 @@ def _fmt(x: float | None) -> str:
         return "—"
     if x >= 100:
         return f"{x:,.0f}"
-    return f"{x:.3g}" if x >= 1 else f"{x:.3g}"
+    return f"{x:.3g}"
 
 
 def _ratio_cell(peer: dict) -> str:
@@ -55,8 +55,8 @@ def _peer_cell(peer: dict) -> str:
 
 def comparison_table(rows: list[dict]) -> list[str]:
     """One markdown line per (benchmark, peer): medians, ratio median (min–max), goal."""
-    lines = ["| benchmark | unit | cellrobust | peer | peer result | ratio ours/peer, median "
-             "(min–max) | goal |", "|---|---|---:|---|---:|---:|---|"]
+    lines = [("| benchmark | unit | cellrobust | peer | peer result | ratio ours/peer, median "
+             "(min–max) | goal |"), "|---|---|---:|---|---:|---:|---|"]
     for row in rows:
         ours = row["ours"]
         ours_cell = (_fmt(ours["summary"].get("median")) if ours.get("summary")
@@ -72,15 +72,15 @@ def comparison_table(rows: list[dict]) -> list[str]:
 def _machine_lines(doc: dict) -> list[str]:
     m = doc["machine"]
     cores = f"{m['logical_cores']} logical cores ({m['usable_cores']} usable)"
-    lines = [f"- Date: {m['date_utc']}; commit {m.get('git_commit') or '?'}; "
+    lines = [(f"- Date: {m['date_utc']}; commit {m.get('git_commit') or '?'}; "
              f"{'SMOKE sizes (not results)' if doc['smoke'] else 'full sizes'}, "
-             f"{doc['rounds']} interleaved rounds per comparison; total {m['total_wall_s']} s",
-             f"- CPU: {m['cpu_model']}, {cores}, flags {', '.join(m['cpu_flags'])}; "
-             f"{m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}",
+             f"{doc['rounds']} interleaved rounds per comparison; total {m['total_wall_s']} s"),
+             (f"- CPU: {m['cpu_model']}, {cores}, flags {', '.join(m['cpu_flags'])}; "
+             f"{m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}"),
              f"- GPU: {m['gpu'] or 'none'}",
-             f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
+             (f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
              f"at end {m['load_average_end']} — the machine is shared, so absolute figures are "
-             "noisy; the ratios come from interleaved rounds."]
+             "noisy; the ratios come from interleaved rounds.")]
     return lines
 
 
@@ -96,9 +96,9 @@ def _versions(result: dict) -> list[str]:
 def render(doc: dict) -> str:
     lines = ["# Benchmarks: cellrobust side by side with the tools users would pick instead",
              "", *(_machine_lines(doc)), "",
-             "Each row: both sides run the same work in separate processes, interleaved A B A B; "
+             ("Each row: both sides run the same work in separate processes, interleaved A B A B; "
              "the ratio is the median over rounds of throughput(ours)/throughput(peer) "
-             "(> 1 means cellrobust is faster). Throughputs are medians over rounds.", ""]
+             "(> 1 means cellrobust is faster). Throughputs are medians over rounds."), ""]
     for result in doc["suites"]:
         lines += [f"## {result['suite']}: {result.get('title', '')}", ""]
         if result.get("error"):

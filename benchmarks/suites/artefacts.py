@@ -99,11 +99,11 @@ def run(ctx) -> dict:
     with ctx.shared_workers():
         _compare_all(ctx, path, n, rows)
     return {"title": "artefacts on 256×256 patches vs imagecorruptions", "rows": rows,
-            "notes": [f"{n} uint8 gray 256×256 patches per timed call; our ladder level {LEVEL} "
+            "notes": [(f"{n} uint8 gray 256×256 patches per timed call; our ladder level {LEVEL} "
                       f"vs imagecorruptions severity {LEVEL} (throughput of the same kind of "
-                      "corruption, not identical strengths).",
-                      "imagecorruptions requires 8-bit RGB: a gray patch is replicated to 3 "
-                      "channels and processed as colour inside `corrupt`; that cost is included.",
+                      "corruption, not identical strengths)."),
+                      ("imagecorruptions requires 8-bit RGB: a gray patch is replicated to 3 "
+                      "channels and processed as colour inside `corrupt`; that cost is included."),
                       "Worker processes are reused across the rows of this suite."]}
 
 

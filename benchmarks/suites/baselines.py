@@ -123,7 +123,7 @@ def run(ctx) -> dict:
     ]
     return {"title": "classical baselines vs the reference OpenCV / scikit-image pipelines",
             "rows": rows,
-            "notes": [f"{n_dog} (DoG) and {n_nlm} (NLM) uint8 {shape[0]}×{shape[1]} frames per "
+            "notes": [(f"{n_dog} (DoG) and {n_nlm} (NLM) uint8 {shape[0]}×{shape[1]} frames per "
                       "timed call. "
                       "No speed goal in the issue: these rows show what keeping float precision "
-                      "and one code path for every segmenter costs or saves."]}
+                      "and one code path for every segmenter costs or saves.")]}

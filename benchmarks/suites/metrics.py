@@ -6,6 +6,8 @@ the optimal one-to-one matching counts pooled over the data set: ours with
 ``cellrobust.metrics.match_dataset``, StarDist with ``stardist.matching.matching_dataset``
 (``by_image=False``), Cellpose with ``cellpose.metrics.average_precision`` (per-image counts,
 summed). The check compares TP, FP, FN and the pooled TP/(TP+FP+FN) of every side to 1e-9.
+A last row times the Cell Tracking Challenge SEG of the large workload read from TIFF files,
+ours (``seg_dataset``) vs py-ctcmetrics (``match`` + ``seg``), and checks the SEG values agree.
 The label pairs are generated once by the harness and read from .npy files by every side.
 """
 
@@ -142,6 +144,68 @@ def cellpose(**kw):
     return Cellpose(**kw)
 
 
+# ------------------------------------------------------- CTC SEG on TIFF files (py-ctcmetrics)
+def write_tiffs(prefix: str, folder) -> int:
+    """Write the pairs of ``prefix`` as ``ref_NNN.tif`` / ``res_NNN.tif`` into ``folder``."""
+    import tifffile
+    true, pred = _load(prefix)
+    for i, (t, p) in enumerate(zip(true, pred)):
+        tifffile.imwrite(folder / f"ref_{i:03d}.tif", t)
+        tifffile.imwrite(folder / f"res_{i:03d}.tif", p)
+    return len(true)
+
+
+class _SegBench:
+    def __init__(self, *, folder: str, n: int):
+        from pathlib import Path
+        root = Path(folder)
+        self.pairs = [(str(root / f"ref_{i:03d}.tif"), str(root / f"res_{i:03d}.tif"))
+                      for i in range(n)]
+        self.values = None
+
+    def step(self) -> dict:
+        self.values = [self.compute()]
+        return {"units": len(self.pairs)}
+
+
+class OursSeg(_SegBench):
+    def compute(self) -> float:
+        import tifffile
+
+        from cellrobust.metrics import seg_dataset
+        return seg_dataset((tifffile.imread(r), tifffile.imread(c)) for r, c in self.pairs).seg
+
+    @property
+    def info(self) -> dict:
+        import cellrobust
+        return {"versions": {"cellrobust": cellrobust.__version__}}
+
+
+class CtcSeg(_SegBench):
+    def compute(self) -> float:
+        from ctc_metrics.metrics import seg
+        from ctc_metrics.utils.representations import match
+        refs, ious = [], []
+        for r, c in self.pairs:
+            labels_ref, _, _, _, iou = match(r, c)
+            refs.append(labels_ref)
+            ious.append(iou)
+        return seg(refs, ious)
+
+    @property
+    def info(self) -> dict:
+        from importlib.metadata import version
+        return {"versions": {"py-ctcmetrics": version("py-ctcmetrics")}}
+
+
+def ours_seg(**kw):
+    return OursSeg(**kw)
+
+
+def ctc_seg(**kw):
+    return CtcSeg(**kw)
+
+
 # --------------------------------------------------------------------------------- the suite
 WORKLOADS = {  # name: (pairs, shape, ~objects, radius px, rounds)
     "small": (1000, (256, 256), 30, 9.0, 3),
@@ -166,5 +230,19 @@ def run(ctx) -> dict:
             (Side("StarDist", "benchmarks.suites.metrics:stardist", side, "tf"),
              Side("Cellpose", "benchmarks.suites.metrics:cellpose", side, "cellpose")),
             goal=3.0, check_values=True, rounds=rounds)))
-    return {"title": "instance matching (AP at IoU 0.50:0.05:0.95) vs StarDist and Cellpose",
-            "rows": rows, "notes": notes}
+    rows.append(_seg_row(ctx, prefix, n))
+    notes.append(f"SEG: the {n} pairs of 576×720 read from 16-bit TIFF files by both sides "
+                 "(py-ctcmetrics works on files); pooled SEG over all reference objects.")
+    return {"title": "instance matching (AP at IoU 0.50:0.05:0.95) vs StarDist and Cellpose; "
+                     "CTC SEG vs py-ctcmetrics", "rows": rows, "notes": notes}
+
+
+def _seg_row(ctx, prefix: str, n: int) -> dict:
+    folder = ctx.work_dir / "seg_tiffs"
+    folder.mkdir(exist_ok=True)
+    side = {"folder": str(folder), "n": write_tiffs(prefix, folder)}
+    return ctx.compare(Comparison(
+        f"CTC SEG, {n} pairs 576×720 from TIFF", "pairs/s",
+        Side("cellrobust seg_dataset", "benchmarks.suites.metrics:ours_seg", side),
+        (Side("py-ctcmetrics", "benchmarks.suites.metrics:ctc_seg", side, "classic"),),
+        check_values=True, rounds=3))

@@ -2,12 +2,13 @@
 
 1. ``cellrobust study --preset quick`` end to end (a subprocess in a scratch folder): wall
    time and peak resident memory of its whole process tree (sampled every 0.1 s with psutil).
-2. Sweep scaling: ``cellrobust.sweep.run_sweep`` on synthetic 256x256 patches at three or
-   more sizes (images x severities x segmenters); the time-growth exponent b of
+2. Sweep scaling: ``cellrobust.sweep.run_sweep`` on synthetic 256x256 patches at four sizes
+   (images, severities and segmenters all grow); the time-growth exponent b of
    time ~ evaluations^b is fitted by least squares on log-log (b ≈ 1 means linear).
 3. Per 1,000 patch-evaluations of a paper-style sweep (the ``paper`` preset's segmenters and
    artefacts: U-Net + DoG/NLM baselines on illumination, gaussian noise and zoom, 256x256
-   patches): seconds per 1,000 (segmenter, image, artefact, severity) evaluations. The U-Net checkpoint is freshly initialised (weights do not change cost).
+   patches): seconds per 1,000 (segmenter, image, artefact, severity) evaluations. The
+   U-Net checkpoint is freshly initialised (weights do not change its cost).
 There is no peer: these rows are absolute and carry the machine's load noise.
 """
 
@@ -28,7 +29,7 @@ from ..harness import Comparison, Side
 
 #: Wall-clock cap of the quick study inside a full benchmark run (keeps `make bench` bounded);
 #: override with the environment variable BENCH_QUICK_STUDY_TIMEOUT_S.
-QUICK_TIMEOUT_S = float(os.environ.get("BENCH_QUICK_STUDY_TIMEOUT_S", 420))
+QUICK_TIMEOUT_S = float(os.environ.get("BENCH_QUICK_STUDY_TIMEOUT_S", "420"))
 
 
 class Sweep:
@@ -107,7 +108,8 @@ def _peak_tree_rss(proc: subprocess.Popen, timeout: float) -> tuple[int, float, 
 def quick_study(work_dir: Path, *, timeout: float) -> dict:
     """Run ``cellrobust study --preset quick`` in a scratch folder; wall time and peak RSS."""
     cmd = [sys.executable, "-m", "cellrobust", "study", "--preset", "quick"]
-    help_ = subprocess.run(cmd[:4] + ["--help"], capture_output=True, text=True, timeout=120)
+    help_ = subprocess.run(cmd[:4] + ["--help"], capture_output=True, text=True, timeout=120,
+                           check=False)
     if help_.returncode != 0:
         return {"measured": False,
                 "reason": "`cellrobust study` is not available in this build "

@@ -122,7 +122,8 @@ def _torch_info(options: dict) -> dict:
 
 def _our_model(*, channels_last: bool, compile: bool, train: bool):
     import torch
-    from cellrobust.models.unet import build_unet, count_parameters, UNetConfig
+
+    from cellrobust.models.unet import UNetConfig, build_unet, count_parameters
 
     model = build_unet(UNetConfig())
     assert count_parameters(model) == N_PARAMS, count_parameters(model)
@@ -273,11 +274,12 @@ def our_settings() -> dict:
     """CPU options for our side: what cellrobust's training loop picks on this machine."""
     try:
         import torch
+
         from cellrobust.training.config import TrainConfig
         from cellrobust.training.loop import select_device_options
         _, dtype, channels_last = select_device_options(TrainConfig())
         return {"channels_last": bool(channels_last), "bf16": dtype is torch.bfloat16}
-    except Exception:  # training not importable: the documented fast CPU default
+    except Exception:  # noqa: BLE001 - training not importable: the documented fast CPU default
         return {"channels_last": True, "bf16": False}
 
 
@@ -288,7 +290,7 @@ def our_inference_chunk() -> int | None:
 
         from cellrobust.models.inference import predict_tiled
         return int(inspect.signature(predict_tiled).parameters["batch_size"].default)
-    except Exception:  # inference not importable: one forward pass per batch
+    except Exception:  # noqa: BLE001 - inference not importable: one forward pass per batch
         return None
 
 
@@ -358,9 +360,9 @@ def _gflops_lines(rows: list[dict], smoke: bool) -> list[str]:
     s = _sizes(smoke)
     fwd = forward_flops(s["size"], s["size"])
     per_unit = {"steps/s": 3 * fwd * s["train_batch"], "patches/s": fwd}
-    lines = [f"- FLOPs (analytic, 2 per multiply-add): forward {fwd / 1e9:.2f} GFLOP per "
+    lines = [(f"- FLOPs (analytic, 2 per multiply-add): forward {fwd / 1e9:.2f} GFLOP per "
              f"{s['size']}² patch; training step ≈ 3 × forward × batch = "
-             f"{per_unit['steps/s'] / 1e9:.1f} GFLOP"]
+             f"{per_unit['steps/s'] / 1e9:.1f} GFLOP")]
     for gpu in (False, True):
         group = [r for r in rows if r["name"].startswith("GPU") == gpu]
         ceilings = {" ".join(r["name"].split()[:3 if gpu else 2]): r["ours"]["summary"]["median"]
@@ -398,7 +400,7 @@ def _settings_notes(rows: list[dict]) -> list[str]:
         infer = next((r["ours"]["info"]["options"] for r in rows
                       if "chunk" in r["ours"].get("info", {}).get("options", {})), None)
         if infer:
-            notes.append(f"Inference: each batch of 16 is run in forward passes of "
+            notes.append(f"Inference: each batch is run in forward passes of "
                          f"{infer['chunk']} patches, as cellrobust's tiled inference does "
                          "(`predict_tiled(batch_size=...)` default), under torch.inference_mode.")
     if keras:
