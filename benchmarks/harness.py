@@ -279,29 +279,34 @@ def run_suites(suites: list[str], *, smoke: bool = False, rounds: int | None = N
     started = time.time()
     info = machine.machine_info()
     results, failed = [], []
+
+    def write(pending: list[str]) -> None:
+        """Write what is done so far (atomically), so an interrupted run still leaves results."""
+        info["load_average_end"] = machine.load_average()
+        info["total_wall_s"] = round(time.time() - started, 1)
+        report.write(out_dir, {"smoke": smoke, "rounds": rounds, "peers": peers,
+                               "machine": info, "suites": results, "pending": pending})
+
     with tempfile.TemporaryDirectory(prefix="bench-work-") as tmp:
         ctx = Context(smoke=smoke, rounds=rounds, work_dir=Path(tmp),
                       pool={} if smoke else None, skip_peers=not peers)
         try:
-            _run_each(suites, ctx, results, failed)
+            _run_each(suites, ctx, results, failed, write)
         finally:
             for worker in (ctx.pool or {}).values():
                 worker.close()
-    info["load_average_end"] = machine.load_average()
-    info["total_wall_s"] = round(time.time() - started, 1)
-    doc = {"smoke": smoke, "rounds": rounds, "peers": peers, "machine": info,
-           "suites": results}
-    report.write(out_dir, doc)
+    write([])
     print(f"[bench] wrote {out_dir / 'latest.md'} and latest.json"
           + (f"; our side failed in: {failed}" if failed else ""), flush=True)
     return 1 if failed else 0
 
 
-def _run_each(suites: list[str], ctx: Context, results: list, failed: list) -> None:
+def _run_each(suites: list[str], ctx: Context, results: list, failed: list,
+              write=None) -> None:
     import importlib
 
     from . import report
-    for name in suites:
+    for i, name in enumerate(suites):
         print(f"[bench] suite {name} ({'smoke' if ctx.smoke else 'full'}, {ctx.rounds} rounds)",
               flush=True)
         t0 = time.perf_counter()
@@ -316,3 +321,5 @@ def _run_each(suites: list[str], ctx: Context, results: list, failed: list) -> N
         results.append(result)
         if report.suite_failed(result):
             failed.append(name)
+        if write is not None and i + 1 < len(suites):
+            write(suites[i + 1:])

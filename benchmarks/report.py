@@ -96,6 +96,8 @@ def _versions(result: dict) -> list[str]:
 def render(doc: dict) -> str:
     lines = ["# Benchmarks: cellrobust side by side with the tools users would pick instead",
              "", *(_machine_lines(doc)), "",
+             *([f"**PARTIAL results: still running or not run: {', '.join(doc['pending'])}**",
+                ""] if doc.get("pending") else []),
              ("Each row: both sides run the same work in separate processes, interleaved A B A B; "
              "the ratio is the median over rounds of throughput(ours)/throughput(peer) "
              "(> 1 means cellrobust is faster). Throughputs are medians over rounds."), ""]
