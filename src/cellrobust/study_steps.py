@@ -109,7 +109,8 @@ def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256, se
 def _train_config(config, recipe: str):
     from cellrobust.training import recipe_config
 
-    overrides = {"seed": config.seed, "patch_size": config.patch_size, **dict(config.train)}
+    overrides = {"seed": config.seed, "patch_size": config.patch_size, **dict(config.train),
+                 **dict(config.recipe_train.get(recipe, {}))}
     return recipe_config(recipe, **overrides)
 
 
