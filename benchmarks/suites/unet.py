@@ -215,60 +215,6 @@ def ours_infer(**kw):
     return OursInfer(**kw)
 
 
-# ------------------------------------------------------------------ machine ceilings (ours)
-class MatmulRate:
-    """fp32 matrix multiply (torch/MKL); units are GFLOP, so throughput is GFLOP/s."""
-
-    def __init__(self, *, n: int, reps: int, threads: int | None = None, device: str = "cpu",
-                 dtype: str = "float32"):
-        import torch
-        if threads:
-            torch.set_num_threads(threads)
-        g = torch.Generator().manual_seed(0)
-        self.a, self.b = (torch.rand(n, n, generator=g).to(device, getattr(torch, dtype))
-                          for _ in range(2))
-        self.reps, self.gflop, self.device = reps, 2.0 * n**3 / 1e9, device
-        self.info = _torch_info({"n": n, "device": device, "dtype": dtype})
-
-    def step(self) -> dict:
-        import torch
-        for _ in range(self.reps):
-            torch.mm(self.a, self.b)
-        _sync(self.device)
-        return {"units": self.reps * self.gflop}
-
-
-class ConvRate:
-    """fp32 (or bf16) 3x3 convolution, 64 -> 64 channels, channels-last (oneDNN): GFLOP/s."""
-
-    def __init__(self, *, size: int, reps: int, bf16: bool = False, threads: int | None = None):
-        import torch
-        if threads:
-            torch.set_num_threads(threads)
-        dtype = torch.bfloat16 if bf16 else torch.float32
-        self.conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(dtype=dtype,
-                                                              memory_format=torch.channels_last)
-        self.x = torch.rand(2, 64, size, size, dtype=dtype).contiguous(
-            memory_format=torch.channels_last)
-        self.reps, self.gflop = reps, 2.0 * 2 * size * size * 64 * 64 * 9 / 1e9
-        self.info = _torch_info({"size": size, "bf16": bf16})
-
-    def step(self) -> dict:
-        import torch
-        with torch.inference_mode():
-            for _ in range(self.reps):
-                self.conv(self.x)
-        return {"units": self.reps * self.gflop}
-
-
-def matmul_rate(**kw):
-    return MatmulRate(**kw)
-
-
-def conv_rate(**kw):
-    return ConvRate(**kw)
-
-
 # --------------------------------------------------------------------------------- the suite
 def our_settings() -> dict:
     """CPU options for our side: what cellrobust's training loop picks on this machine."""
@@ -302,10 +248,12 @@ def _sizes(smoke: bool) -> dict:
             "mm_n": 2048, "mm_reps": 8, "conv_size": 128, "conv_reps": 4}
 
 
-def comparisons(smoke: bool) -> list[Comparison]:
+def comparisons(smoke: bool, threads: int | None = None) -> list[Comparison]:
     s, opts = _sizes(smoke), our_settings()
     if smoke:  # one thread: tiny work, and no OpenMP thrashing on a loaded test machine
-        opts = {**opts, "threads": 1}
+        threads = 1
+    if threads:
+        opts = {**opts, "threads": threads}
     train = {"size": s["size"], "batch": s["train_batch"], "steps": s["steps"]}
     infer = {"size": s["size"], "batch": s["infer_batch"], "batches": s["batches"]}
     return [
@@ -320,10 +268,10 @@ def comparisons(smoke: bool) -> list[Comparison]:
                    (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_infer", infer, "tf"),),
                    goal=1.5, rounds=4),
         Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
-                   Side("torch.mm (MKL)", "benchmarks.suites.unet:matmul_rate",
+                   Side("torch.mm (MKL)", "benchmarks.suites.rates:matmul_rate",
                         {"n": s["mm_n"], "reps": s["mm_reps"]}), (), rounds=3),
         Comparison(f"fp32 conv3x3 64→64, 2×{s['conv_size']}²", "GFLOP/s",
-                   Side("torch conv2d (oneDNN)", "benchmarks.suites.unet:conv_rate",
+                   Side("torch conv2d (oneDNN)", "benchmarks.suites.rates:conv_rate",
                         {"size": s["conv_size"], "reps": s["conv_reps"]}), (), rounds=3),
     ] + (_gpu_comparisons(s) if _has_cuda() else [])
 
@@ -343,16 +291,16 @@ def _gpu_comparisons(s: dict) -> list[Comparison]:
     infer = {"size": s["size"], "batch": s["infer_batch"], "batches": 10 * s["batches"],
              "device": "cuda"}
     mm = {"n": 8192 if s["size"] >= 256 else 512, "reps": 20, "device": "cuda"}
-    t = "benchmarks.suites.unet:"
+    t, r = "benchmarks.suites.unet:", "benchmarks.suites.rates:"
     return [
         Comparison(f"GPU train step, batch {s['train_batch']} of {s['size']}²", "steps/s",
                    Side("cellrobust (PyTorch, CUDA fp16 autocast)", t + "ours_train", train), ()),
         Comparison(f"GPU inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
                    Side("cellrobust (PyTorch, CUDA fp16 autocast)", t + "ours_infer", infer), ()),
         Comparison(f"GPU fp32 matmul {mm['n']}²", "GFLOP/s",
-                   Side("torch.mm (cuBLAS, TF32 off)", t + "matmul_rate", mm), ()),
+                   Side("torch.mm (cuBLAS, TF32 off)", r + "matmul_rate", mm), ()),
         Comparison(f"GPU fp16 matmul {mm['n']}²", "GFLOP/s",
-                   Side("torch.mm (cuBLAS)", t + "matmul_rate", {**mm, "dtype": "float16"}), ()),
+                   Side("torch.mm (cuBLAS)", r + "matmul_rate", {**mm, "dtype": "float16"}), ()),
     ]
 
 
@@ -368,7 +316,7 @@ def _gflops_lines(rows: list[dict], smoke: bool) -> list[str]:
         ceilings = {" ".join(r["name"].split()[:3 if gpu else 2]): r["ours"]["summary"]["median"]
                     for r in group if r["unit"] == "GFLOP/s" and r["ours"].get("summary")}
         for row in group:
-            if row["unit"] not in per_unit:
+            if row["unit"] not in per_unit or row["name"].startswith("thread calibration"):
                 continue
             for side in [row["ours"], *row["peers"]]:
                 med = (side.get("summary") or {}).get("median")
@@ -382,10 +330,39 @@ def _gflops_lines(rows: list[dict], smoke: bool) -> list[str]:
     return lines
 
 
+def calibrate_threads(ctx) -> tuple[int | None, dict | None]:
+    """Pick torch's intra-op threads for our side by measurement (``TrainConfig.threads``).
+
+    On a shared machine, OpenMP with one thread per core can collapse when the cores are
+    oversubscribed; one thread may then be faster. Two interleaved rounds of one training step
+    with torch's default (all cores) against ``threads=1`` decide; the row is reported.
+    """
+    if ctx.smoke:
+        return 1, None
+    s, opts = _sizes(False), our_settings()
+    p = {"size": s["size"], "batch": s["train_batch"], "steps": 1, **opts}
+    row = ctx.compare(Comparison(
+        "thread calibration: train step, torch default threads vs threads=1", "steps/s",
+        Side("default threads", "benchmarks.suites.unet:ours_train", p),
+        (Side("threads=1", "benchmarks.suites.unet:ours_train", {**p, "threads": 1}),),
+        rounds=2))
+    ratio = (row["peers"][0].get("ratio") or {}).get("median")
+    return (1 if ratio is not None and ratio < 1.0 else None), row
+
+
 def run(ctx) -> dict:
-    rows = [ctx.compare(c) for c in comparisons(ctx.smoke)]
+    threads, calibration = calibrate_threads(ctx)
+    rows = [ctx.compare(c) for c in comparisons(ctx.smoke, threads)]
+    notes = _settings_notes(rows)
+    if calibration is not None:
+        ratio = (calibration["peers"][0].get("ratio") or {}).get("median")
+        notes.append(f"Thread choice measured at the start of this suite: default threads / "
+                     f"threads=1 = {ratio if ratio is None else round(ratio, 2)} (training "
+                     f"steps/s) -> our side ran with "
+                     f"{'threads=1' if threads == 1 else 'torch default threads'}.")
+        rows = [*rows, calibration]
     return {"title": "U-Net training and inference vs Keras/TensorFlow", "rows": rows,
-            "markdown": _gflops_lines(rows, ctx.smoke), "notes": _settings_notes(rows)}
+            "markdown": _gflops_lines(rows, ctx.smoke), "notes": notes}
 
 
 def _settings_notes(rows: list[dict]) -> list[str]:
