@@ -93,7 +93,7 @@ def imagecorruptions(**kw):
 
 def run(ctx) -> dict:
     from ._data import save_images
-    n = 2 if ctx.smoke else 48
+    n = 2 if ctx.smoke else 32
     path = save_images(str(ctx.work_dir / "artefact_patches.npy"), n, (256, 256), seed=3)
     rows = []
     with ctx.shared_workers():

@@ -93,7 +93,7 @@ def peer(**kw):
 
 def run(ctx) -> dict:
     from ._data import save_images
-    n_dog, n_nlm = (1, 1) if ctx.smoke else (8, 3)
+    n_dog, n_nlm = (1, 1) if ctx.smoke else (6, 2)
     shape = (96, 120) if ctx.smoke else (576, 720)
     n_obj = 6 if ctx.smoke else 200
     dog_path = save_images(str(ctx.work_dir / "frames_dog.npy"), n_dog, shape, seed=5,

@@ -29,7 +29,7 @@ from ..harness import Comparison, Side
 
 #: Wall-clock cap of the quick study inside a full benchmark run (keeps `make bench` bounded);
 #: override with the environment variable BENCH_QUICK_STUDY_TIMEOUT_S.
-QUICK_TIMEOUT_S = float(os.environ.get("BENCH_QUICK_STUDY_TIMEOUT_S", "420"))
+QUICK_TIMEOUT_S = float(os.environ.get("BENCH_QUICK_STUDY_TIMEOUT_S", "300"))
 
 
 class Sweep:
