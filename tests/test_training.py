@@ -190,3 +190,21 @@ def test_early_stopping_and_dice_bce(tmp_path):
     rows = read_history(tmp_path / "history.csv")
     assert len(rows) < 5  # lr ~ 0: no improvement -> stopped after `patience` epochs
     assert load_checkpoint(tmp_path / "best.pt")[2]["epoch"] <= len(rows)
+
+
+def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path):
+    first = recipe_config("original", patch_size=32, patches_per_frame=1, epochs=1, workers=0,
+                          model={"width": 4})
+    best = train(first, synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "a",
+                 progress=False)
+    start = read_checkpoint(best)["state_dict"]
+    tuned = recipe_config("original", patch_size=32, patches_per_frame=1, epochs=1, workers=0,
+                          model={"width": 4}, init_weights=str(best), lr=1e-12)
+    best2 = train(tuned, synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "b",
+                  progress=False)
+    after = read_checkpoint(best2)["state_dict"]
+    assert all(torch.allclose(start[k], after[k], atol=1e-6) for k in start)
+    with pytest.raises(InputError, match="different model"):
+        train(recipe_config("original", patch_size=32, epochs=1, workers=0,
+                            init_weights=str(best)),
+              synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "c", progress=False)

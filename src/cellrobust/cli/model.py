@@ -26,7 +26,7 @@ _TRAIN_FIELDS = {  # flag dest -> TrainConfig field (None values are left at the
     "patch_size": "patch_size", "patches_per_frame": "patches_per_frame",
     "patches_per_epoch": "patches_per_epoch", "workers": "workers", "threads": "threads",
     "device": "device", "precision": "precision", "seed": "seed",
-    "weight_decay": "weight_decay",
+    "weight_decay": "weight_decay", "init_weights": "init_weights",
 }
 _MODEL_FIELDS = ("normalisation", "variant", "width", "depth", "activation", "batchnorm")
 
@@ -58,6 +58,8 @@ def _register_train(subparsers) -> None:
         g.add_argument(f"--{flag}", type=kind)
     for flag in ("optimizer", "loss", "monitor", "schedule", "device", "precision"):
         g.add_argument(f"--{flag}")
+    g.add_argument("--init-weights", metavar="CHECKPOINT.pt",
+                   help="start from these weights (fine-tuning) instead of a random init")
     m = p.add_argument_group("model (default: the DeepImageJ U-Net)")
     m.add_argument("--normalisation", help="max, minmax, none or percentile (default max)")
     m.add_argument("--variant", help="deepimagej or epfl")

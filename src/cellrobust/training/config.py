@@ -98,6 +98,9 @@ class TrainConfig:
         Torch intra-op threads on CPU (``None`` = torch's default).
     val_threshold : float
         Probability threshold for the validation Jaccard/accuracy.
+    init_weights : str or None
+        Checkpoint whose weights start the run (fine-tuning); its model config must equal
+        ``model``. ``None``: He-normal initialisation from ``seed``.
     """
 
     recipe: str = "original"
@@ -126,6 +129,7 @@ class TrainConfig:
     channels_last: bool = True
     threads: int | None = None
     val_threshold: float = 0.5
+    init_weights: str | None = None
 
     def __post_init__(self) -> None:
         arts = tuple(a if isinstance(a, ArtefactRange) else ArtefactRange(*a)

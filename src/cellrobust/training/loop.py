@@ -112,6 +112,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # weights depend on the seed only, not on globals
             self.net = build_unet(config.model)
+        if config.init_weights:
+            self._load_init_weights(config.init_weights)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.net = self.net.to(self.device, memory_format=fmt)
         self.model = ddp.wrap(self.net, self.ctx, self.device)
@@ -123,6 +125,13 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best = {"value": None, "epoch": None, "wait": 0}
         self.torch_rng = _seeded_rng_state(config.seed + 1 + self.ctx.rank)
+
+    def _load_init_weights(self, path: str) -> None:
+        payload = read_checkpoint(path)
+        if payload["model_config"] != self.config.model.to_dict():
+            raise InputError(f"init_weights: {path} holds a different model "
+                             f"({payload['model_config']}); set the model config to match")
+        self.net.load_state_dict(payload["state_dict"])
 
     # -- one epoch -------------------------------------------------------------------------
     def _train_epoch(self) -> tuple[float, int]:
@@ -258,8 +267,9 @@ class Trainer:
         if not state:
             raise DataError(f"{last}: holds no training state; cannot resume from it")
         saved = payload["meta"].get("train_config", {})
-        if saved and saved != self.config.to_dict():
-            diff = sorted(k for k in saved if saved.get(k) != self.config.to_dict().get(k))
+        if saved and TrainConfig.from_dict(saved) != self.config:
+            now = self.config.to_dict()
+            diff = sorted(k for k in saved if saved.get(k) != now.get(k))
             raise InputError(f"resume: the config differs from the run's saved config in "
                              f"{diff}; resume with the saved config (config.yaml)")
         self.net.load_state_dict(payload["state_dict"])
