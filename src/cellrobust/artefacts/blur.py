@@ -95,7 +95,7 @@ def _motion_blur(images, value, rng, *, labels=None, dtype=None, angle=None):
 DEFOCUS = register(Artefact(
     name="defocus", kind="intensity", parameter="sigma", unit="px (or x cell diameter)",
     grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0),
-    ladder=(0.0, 0.75, 1.25, 2.0, 3.0, 4.5), identity=0.0, limits=(0.0, 100.0),
+    ladder=(0.0, 1.8, 2.5, 3.0, 3.4, 3.8), identity=0.0, limits=(0.0, 100.0),
     presets={"relative_to_diameter": (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)},
     reference="gaussian approximation of the widefield PSF: Zhang, Zerubia & Olivo-Marin, "
               "Appl. Opt. 46(10):1819 (2007)",
@@ -107,7 +107,7 @@ DEFOCUS = register(Artefact(
 MOTION_BLUR = register(Artefact(
     name="motion_blur", kind="intensity", parameter="length", unit="px",
     grid=(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0, 30.0),
-    ladder=(0.0, 3.0, 5.0, 8.0, 12.0, 17.0), identity=0.0, limits=(0.0, 200.0),
+    ladder=(0.0, 6.7, 9.7, 13.0, 16.0, 20.0), identity=0.0, limits=(0.0, 200.0),
     reference="linear motion PSF: Gonzalez & Woods, Digital Image Processing, 4th ed., "
               "sec. 5.6",
     description="straight-line PSF of the given length at a random angle (drift during "

@@ -115,7 +115,7 @@ JPEG = register(Artefact(
     name="jpeg", kind="intensity", parameter="quality", unit="IJG quality (1-100)",
     grid=(100.0, 95.0, 90.0, 80.0, 70.0, 60.0, 50.0, 40.0, 30.0, 20.0, 15.0, 10.0, 7.0, 5.0,
           3.0, 1.0),
-    ladder=(100.0, 50.0, 30.0, 20.0, 12.0, 6.0), identity=100.0, limits=(1.0, 100.0),
+    ladder=(100.0, 7.0, 4.0, 3.0, 2.0, 1.0), identity=100.0, limits=(1.0, 100.0),
     reference="Wallace, IEEE Trans. Consumer Electron. 38(1):xviii (1992); ITU-T T.81; "
               "Hendrycks & Dietterich, ICLR 2019 ('jpeg_compression')",
     description="8-bit baseline-JPEG loss (8x8 DCT quantisation, IJG table) at the given "

@@ -90,7 +90,7 @@ def _debris(images, value, rng, *, labels=None, dtype=None, cell_diameter=None, 
 DEBRIS = register(Artefact(
     name="debris", kind="intensity", parameter="density", unit="particles per 256x256 px",
     grid=(0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0, 30.0, 40.0),
-    ladder=(0.0, 2.0, 4.0, 8.0, 12.0, 20.0), identity=0.0, limits=(0.0, 1000.0),
+    ladder=(0.0, 4.0, 10.0, 18.0, 28.0, 40.0), identity=0.0, limits=(0.0, 1000.0),
     reference="DeepImageJ PSC U-Net robustness study (debris named as the main source of "
               "false positives); phase-contrast halo: Zernike, Physica 9:686 (1942)",
     description="cell-sized dark/bright elliptical particles with a halo, placed on the "

@@ -21,7 +21,7 @@ from cellrobust.artefacts.registry import Artefact, register
 
 STUDY_GRID = tuple(float(v) for v in np.linspace(0.0, 4000.0, 41))
 TRAINING_RANGE = (0.0, 300.0)
-LADDER = (0.0, 150.0, 300.0, 600.0, 1200.0, 2400.0)
+LADDER = (0.0, 260.0, 420.0, 580.0, 740.0, 900.0)
 
 
 def gaussian_blobs(

@@ -82,7 +82,7 @@ def _gamma(images, value, rng, *, labels=None, dtype=None):
 VIGNETTING = register(Artefact(
     name="vignetting", kind="intensity", parameter="gain", unit="% loss at the far corner",
     grid=(0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0),
-    ladder=(0.0, 20.0, 35.0, 50.0, 65.0, 80.0), identity=0.0, limits=(0.0, 100.0),
+    ladder=(0.0, 20.0, 40.0, 60.0, 75.0, 90.0), identity=0.0, limits=(0.0, 100.0),
     reference="off-axis fall-off (cos^4 law, quadratic approximation): Goldman, IEEE TPAMI "
               "32(12):2276 (2010)",
     description="radial brightness fall-off around a random centre; the far corner loses "
@@ -93,7 +93,7 @@ VIGNETTING = register(Artefact(
 BIAS_FIELD = register(Artefact(
     name="bias_field", kind="intensity", parameter="gain", unit="% peak deviation",
     grid=(0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0),
-    ladder=(0.0, 10.0, 20.0, 30.0, 45.0, 60.0), identity=0.0, limits=(0.0, 100.0),
+    ladder=(0.0, 15.0, 30.0, 45.0, 60.0, 80.0), identity=0.0, limits=(0.0, 100.0),
     reference="polynomial bias-field model: Tustison et al., IEEE TMI 29(6):1310 (2010); "
               "microscopy shading: Peng et al., Nat. Commun. 8:14836 (2017)",
     description="random smooth cubic-polynomial gain field, brightness varies by up to "
@@ -104,7 +104,7 @@ BIAS_FIELD = register(Artefact(
 CONTRAST = register(Artefact(
     name="contrast", kind="intensity", parameter="factor", unit="fraction of contrast kept",
     grid=(1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.03),
-    ladder=(1.0, 0.5, 0.3, 0.2, 0.12, 0.07), identity=1.0, limits=(0.0, 1.0),
+    ladder=(1.0, 0.74, 0.57, 0.45, 0.35, 0.28), identity=1.0, limits=(0.0, 1.0),
     reference="contrast reduction about the mean with re-quantisation (low signal / "
               "under-exposure); Hendrycks & Dietterich, ICLR 2019 ('contrast')",
     description="contrast scaled about the image mean, re-quantised to integer gray levels",
@@ -113,8 +113,8 @@ CONTRAST = register(Artefact(
 
 GAMMA = register(Artefact(
     name="gamma", kind="intensity", parameter="gamma", unit="exponent",
-    grid=(1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0),
-    ladder=(1.0, 1.5, 2.0, 2.75, 3.5, 4.5), identity=1.0, limits=(0.05, 20.0),
+    grid=(1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0),
+    ladder=(1.0, 2.8, 4.8, 5.4, 6.0, 6.3), identity=1.0, limits=(0.05, 20.0),
     reference="power-law (gamma) transfer: Gonzalez & Woods, Digital Image Processing, "
               "4th ed., sec. 3.2",
     description="power-law gray-level transfer y = W (x/W)^gamma (non-linear detector "

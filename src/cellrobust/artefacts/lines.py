@@ -27,7 +27,7 @@ def _stripes(images, value, rng, *, labels=None, dtype=None, orientation="rows")
 STRIPES = register(Artefact(
     name="stripes", kind="intensity", parameter="sigma", unit="gray levels",
     grid=(0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0),
-    ladder=(0.0, 5.0, 10.0, 20.0, 30.0, 45.0), identity=0.0, limits=(0.0, np.inf),
+    ladder=(0.0, 11.0, 14.0, 17.0, 19.0, 21.0), identity=0.0, limits=(0.0, np.inf),
     reference="column/row fixed-pattern noise: Snoeij et al., IEEE J. Solid-State Circuits "
               "42(12):2968 (2007)",
     description="gaussian gray-level offset per image row (or column): line noise",

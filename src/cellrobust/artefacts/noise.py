@@ -90,7 +90,7 @@ def _hot_pixels(images, value, rng, *, labels=None, dtype=None, hot_fraction=0.5
 
 GAUSSIAN_NOISE = register(Artefact(
     name="gaussian_noise", kind="intensity", parameter="sigma", unit="gray levels",
-    grid=GAUSS_STUDY_GRID, ladder=(0.0, 10.0, 20.0, 35.0, 55.0, 80.0), identity=0.0,
+    grid=GAUSS_STUDY_GRID, ladder=(0.0, 27.0, 46.0, 63.0, 79.0, 95.0), identity=0.0,
     limits=(0.0, np.inf),
     presets={"study": GAUSS_STUDY_GRID, "training_range": (0.0, 30.0)},
     default_normalise="minmax",
@@ -103,7 +103,7 @@ GAUSSIAN_NOISE = register(Artefact(
 SPECKLE = register(Artefact(
     name="speckle", kind="intensity", parameter="variance", unit="(relative)^2",
     grid=(0.0, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0),
-    ladder=(0.0, 0.02, 0.05, 0.1, 0.2, 0.4), identity=0.0, limits=(0.0, np.inf),
+    ladder=(0.0, 0.027, 0.046, 0.062, 0.078, 0.094), identity=0.0, limits=(0.0, np.inf),
     reference="Neuromatch Academy robust U-Net project; scikit-image random_noise('speckle')",
     description="multiplicative noise x + x*n, n ~ N(0, variance)",
     kernel=_speckle,
@@ -113,7 +113,7 @@ POISSON = register(Artefact(
     name="poisson", kind="intensity", parameter="photons", unit="photons at p99",
     grid=(np.inf, 3000.0, 1000.0, 500.0, 300.0, 200.0, 100.0, 50.0, 30.0, 20.0, 10.0, 5.0,
           3.0, 2.0, 1.0),
-    ladder=(np.inf, 300.0, 100.0, 30.0, 10.0, 3.0), identity=np.inf,
+    ladder=(np.inf, 66.0, 43.0, 33.0, 25.0, 19.0), identity=np.inf,
     limits=(1e-3, np.inf),
     reference="Poisson-Gaussian sensor model: Foi et al., IEEE Trans. Image Process. "
               "17(10):1737 (2008)",
@@ -124,8 +124,8 @@ POISSON = register(Artefact(
 
 HOT_PIXELS = register(Artefact(
     name="hot_pixels", kind="intensity", parameter="fraction", unit="% of pixels",
-    grid=(0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0),
-    ladder=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0), identity=0.0, limits=(0.0, 100.0),
+    grid=(0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0),
+    ladder=(0.0, 7.0, 12.0, 17.0, 22.0, 28.0), identity=0.0, limits=(0.0, 100.0),
     reference="impulse (salt-and-pepper) noise of defective sensor pixels; "
               "Gonzalez & Woods, Digital Image Processing, 4th ed., sec. 5.2",
     description="a fraction of pixels set to the image maximum (hot) or minimum (dead)",
