@@ -58,6 +58,15 @@ def test_summary_md(built):
     assert "| segmenter | artefact |" in text and "artefact vs original" in text
 
 
+def test_true_count_line_is_cells_per_image(built):
+    folder, _ = built
+    table = pd.read_parquet(folder / "results.parquet")
+    fig = plots.figure_artefact_panels(table, "gaussian", n_boot=0)
+    ax = fig.axes[1]
+    line = next(l for l in ax.get_lines() if l.get_label() == "true count")
+    assert set(line.get_ydata()) == {10.0}  # 10 cells per constructed image, 3 segmenters
+
+
 def test_colours_are_consistent():
     a = plots.segmenter_colours(["original", "artefact", "dog_otsu", "mine"])
     b = plots.segmenter_colours(["mine", "dog_otsu"])

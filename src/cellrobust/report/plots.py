@@ -109,9 +109,10 @@ def figure_artefact_panels(
         ax.grid(alpha=0.3)
     _reference_line(axes[0, 0], rb.curves(sub, "background_accuracy", **{**kw, "n_boot": 0}),
                     "all background")
+    # every segmenter's rows carry the same true count: the mean over rows = cells per image
     counts = sub.groupby("severity_index")[["severity", "count_true"]].agg(
-        {"severity": "first", "count_true": "sum"})
-    counts["per_image"] = counts["count_true"] / sub.groupby("severity_index")["sample"].nunique()
+        {"severity": "first", "count_true": "mean"})
+    counts["per_image"] = counts["count_true"]
     counts = counts.reset_index().sort_values(_xcol(counts))
     axes[0, 1].plot(counts[_xcol(counts)], counts["per_image"], "k--", lw=1,
                     label="true count")
