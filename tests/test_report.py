@@ -75,8 +75,8 @@ def test_colours_are_consistent():
 
 
 def test_report_cli_rebuilds_without_recomputing(built, tmp_path, capsys):
-    folder, _ = built
-    shutil.copy(folder / "results.parquet", tmp_path / "results.parquet")
+    small = synthetic_table(n_images=3, levels=2, artefacts=("gaussian",))
+    small.to_parquet(tmp_path / "results.parquet")
     assert main(["report", str(tmp_path), "--n-boot", "50", "--metric", "recall"]) == 0
     assert "report:" in capsys.readouterr().out
     assert "recall" in (tmp_path / "scores.csv").read_text()
