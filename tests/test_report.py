@@ -18,7 +18,7 @@ from cellrobust.cli import main
 from cellrobust.report import ReportOptions, build_report, plots
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _synth_table import synthetic_table  # noqa: E402
+from _synth_table import synthetic_table
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from cellrobust import DataError, InputError
 from cellrobust import robustness as rb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _synth_table import SEGMENTERS, synthetic_table  # noqa: E402
+from _synth_table import SEGMENTERS, synthetic_table
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_curves_ci_brackets_estimate_and_narrows():
     for curve in (small, large):
         inside = (curve["lo"] <= curve["value"] + 1e-9) & (curve["value"] <= curve["hi"] + 1e-9)
         assert inside.all()
-    width = lambda c: (c["hi"] - c["lo"])[c["severity_index"] > 0].mean()  # noqa: E731
+    width = lambda c: (c["hi"] - c["lo"])[c["severity_index"] > 0].mean()
     assert width(large) < width(small)
     again = rb.curves(synthetic_table(n_images=4, noise=0.05), n_boot=400)
     pd.testing.assert_frame_equal(small, again)  # seeded: reproducible

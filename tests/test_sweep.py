@@ -26,7 +26,7 @@ from cellrobust.sweep import (
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _sweep_fakes import discs  # noqa: E402
+from _sweep_fakes import discs
 
 SEGS = ("py:_sweep_fakes:thresh", "py:_sweep_fakes:strict")
 ARTS = ("gaussian_noise", "illumination")
@@ -135,7 +135,7 @@ def test_resume_after_sigkill(serial, tmp_path):
     assert 3 <= len(before) < 12, "the kill should land mid-sweep"
     assert not (tmp_path / "results.parquet").exists()
     rerun = _launch(tmp_path, sleep=0)
-    out, err = rerun.communicate(timeout=120)
+    _out, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     after = {p.name: p.stat().st_mtime_ns for p in _shards(cells)}
     assert not list(cells.glob(".*")), "temporary files of the killed run remain"

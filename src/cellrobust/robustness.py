@@ -44,13 +44,13 @@ from cellrobust._validation import DataError, InputError, check_choice, check_ra
 
 __all__ = [
     "METRICS",
-    "metric_names",
-    "metric_columns",
+    "ap_curve",
     "compute_metric",
     "curves",
-    "scores",
+    "metric_columns",
+    "metric_names",
     "paired_differences",
-    "ap_curve",
+    "scores",
 ]
 
 PIXEL = ("tp_px", "fp_px", "fn_px", "tn_px")

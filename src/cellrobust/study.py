@@ -22,7 +22,7 @@ from cellrobust import __version__
 from cellrobust._io import write_json
 from cellrobust._validation import InputError, check_choice, collect_errors
 
-__all__ = ["PRESETS", "StudyConfig", "resolve_study", "run_study", "preset_names"]
+__all__ = ["PRESETS", "StudyConfig", "preset_names", "resolve_study", "run_study"]
 
 RECIPES = ("original", "augmented", "artefact", "nma")
 

@@ -12,8 +12,16 @@ from cellrobust._io import write_json
 from cellrobust._rng import derive_rng
 from cellrobust._validation import DataError, InputError
 
-__all__ = ["load_data", "sweep_config", "plan", "preflight_eval", "train_recipes",
-           "run_sweep", "image_figures", "report"]
+__all__ = [
+    "image_figures",
+    "load_data",
+    "plan",
+    "preflight_eval",
+    "report",
+    "run_sweep",
+    "sweep_config",
+    "train_recipes",
+]
 
 
 def _subset(frames: Sequence, n: int | None) -> list:
@@ -213,7 +221,8 @@ class _EpochWatcher:
 
 
 def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable):
-    from cellrobust.sweep import Execution, run_sweep as _run
+    from cellrobust.sweep import Execution
+    from cellrobust.sweep import run_sweep as _run
 
     execution = Execution(workers=config.workers, scheduler=config.scheduler)
     return _run(sweep, patches, folder, execution=execution,

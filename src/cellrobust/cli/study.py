@@ -75,9 +75,7 @@ def _study(args) -> int:
     from cellrobust.study import resolve_study, run_study
 
     recipes = args.recipes
-    if recipes == ("none",):
-        recipes = ()
-    elif recipes is None and args.model:
+    if recipes == ("none",) or recipes is None and args.model:
         recipes = ()
     config = resolve_study(
         args.preset, data=args.data, models=tuple(args.model or ()) or None, recipes=recipes,

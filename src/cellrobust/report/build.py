@@ -20,7 +20,7 @@ from cellrobust._validation import DataError
 from cellrobust.report import plots
 from cellrobust.report.html import Figure, ReportContent, render_html
 
-__all__ = ["ReportOptions", "build_report", "read_results", "findings"]
+__all__ = ["ReportOptions", "build_report", "findings", "read_results"]
 
 
 @dataclass(frozen=True)

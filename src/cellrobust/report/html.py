@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Figure", "ReportContent", "render_html", "GLOSSARY", "REFERENCE_NOTES"]
+__all__ = ["GLOSSARY", "REFERENCE_NOTES", "Figure", "ReportContent", "render_html"]
 
 GLOSSARY: dict[str, str] = {
     "severity": "Strength of an artefact in its physical unit (gray levels, pixels, zoom "

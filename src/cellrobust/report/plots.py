@@ -18,15 +18,15 @@ from cellrobust import robustness as rb
 from cellrobust._io import atomic_path
 
 __all__ = [
-    "segmenter_colours",
-    "save_figure",
-    "figure_artefact_panels",
     "figure_ap_vs_iou",
-    "figure_heatmap",
-    "figure_training_curves",
-    "figure_gallery",
+    "figure_artefact_panels",
     "figure_examples",
+    "figure_gallery",
+    "figure_heatmap",
     "figure_paired_differences",
+    "figure_training_curves",
+    "save_figure",
+    "segmenter_colours",
 ]
 
 #: Fixed colours for the study's segmenters; others get the remaining tab10 colours in order.

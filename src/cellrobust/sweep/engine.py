@@ -23,8 +23,16 @@ from cellrobust._rng import derive_rng
 from cellrobust._validation import InputError, check_choice, collect_errors
 from cellrobust.sweep.store import BASE_COLUMNS, threshold_columns
 
-__all__ = ["SweepConfig", "SegmenterSpec", "parse_segmenter", "resolve_severities",
-           "run_cell", "load_segmenter", "cell_list", "columns"]
+__all__ = [
+    "SegmenterSpec",
+    "SweepConfig",
+    "cell_list",
+    "columns",
+    "load_segmenter",
+    "parse_segmenter",
+    "resolve_severities",
+    "run_cell",
+]
 
 SEVERITY_MODES = ("ladder", "grid")
 

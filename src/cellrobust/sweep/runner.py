@@ -29,7 +29,7 @@ from cellrobust.sweep.engine import (
 )
 from cellrobust.sweep.store import ResultStore
 
-__all__ = ["Execution", "run_sweep", "preflight"]
+__all__ = ["Execution", "preflight", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,8 @@ def _dask_cell(config, samples, cell):
 
 
 def _run_dask(config, samples, todo, execution, done) -> None:
-    from distributed import Client, as_completed as dask_completed
+    from distributed import Client
+    from distributed import as_completed as dask_completed
 
     with Client(execution.scheduler) as client:
         data = client.scatter(samples, broadcast=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from cellrobust._io import atomic_path, write_json
 from cellrobust._validation import DataError, InputError
 
-__all__ = ["ResultStore", "BASE_COLUMNS", "SORT_KEYS", "threshold_columns"]
+__all__ = ["BASE_COLUMNS", "SORT_KEYS", "ResultStore", "threshold_columns"]
 
 BASE_COLUMNS = (
     "segmenter", "artefact", "severity_index", "severity", "unit", "sample", "params",
