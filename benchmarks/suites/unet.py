@@ -74,9 +74,18 @@ def _keras_info(model) -> dict:
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
 
 
+def _tf_threads(threads: int | None) -> None:
+    """Limit TensorFlow's intra- and inter-op pools (before any op runs)."""
+    if threads:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 class KerasTrain:
-    def __init__(self, *, size: int, batch: int, steps: int):
+    def __init__(self, *, size: int, batch: int, steps: int, threads: int | None = None):
         import keras
+        _tf_threads(threads)
         self.model = _keras_unet(size)
         self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
         rng = np.random.default_rng(0)
@@ -92,7 +101,8 @@ class KerasTrain:
 
 
 class KerasInfer:
-    def __init__(self, *, size: int, batch: int, batches: int):
+    def __init__(self, *, size: int, batch: int, batches: int, threads: int | None = None):
+        _tf_threads(threads)
         self.model = _keras_unet(size)
         self.model.compile()
         self.x = np.random.default_rng(0).random((batch, size, size, 1), dtype=np.float32)
@@ -260,13 +270,11 @@ def comparisons(smoke: bool, threads: int | None = None) -> list[Comparison]:
         Comparison(f"train step, batch {s['train_batch']} of {s['size']}²", "steps/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_train",
                         {**train, **opts}),
-                   (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_train", train, "tf"),),
-                   goal=1.5, rounds=4),
+                   _keras_peers("keras_train", train, threads, smoke), goal=1.5, rounds=4),
         Comparison(f"inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
                         {**infer, **opts, "chunk": our_inference_chunk()}),
-                   (Side("Keras/TensorFlow", "benchmarks.suites.unet:keras_infer", infer, "tf"),),
-                   goal=1.5, rounds=4),
+                   _keras_peers("keras_infer", infer, threads, smoke), goal=1.5, rounds=4),
         Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
                    Side("torch.mm (MKL)", "benchmarks.suites.rates:matmul_rate",
                         {"n": s["mm_n"], "reps": s["mm_reps"]}), (), rounds=3),
@@ -274,6 +282,17 @@ def comparisons(smoke: bool, threads: int | None = None) -> list[Comparison]:
                    Side("torch conv2d (oneDNN)", "benchmarks.suites.rates:conv_rate",
                         {"size": s["conv_size"], "reps": s["conv_reps"]}), (), rounds=3),
     ] + (_gpu_comparisons(s) if _has_cuda() else [])
+
+
+def _keras_peers(target: str, params: dict, threads: int | None,
+                 smoke: bool) -> tuple[Side, ...]:
+    """Keras at its defaults; when our side runs on fewer threads, also Keras on as many."""
+    peers = (Side("Keras/TensorFlow", f"benchmarks.suites.unet:{target}", params, "tf"),)
+    if threads and not smoke:
+        peers += (Side(f"Keras/TensorFlow, {threads} thread(s)",
+                       f"benchmarks.suites.unet:{target}", {**params, "threads": threads},
+                       "tf"),)
+    return peers
 
 
 def _has_cuda() -> bool:
