@@ -123,17 +123,19 @@ def subsample(grid, k: int) -> list[float]:
     return [grid[i] for i in idx]
 
 
-_CLEAN: dict[int, float] = {}
+_CLEAN: dict[tuple[int, str], float] = {}  # (segmenter, normalisation) -> clean Jaccard
 
 
 def curve(segmenter, patches, name: str, values, seed: int) -> list[dict]:
-    """Jaccard at every value (the identity first; the clean score is computed once)."""
+    """Jaccard at every value (the identity first; the clean score is computed once per
+    output normalisation)."""
     from cellrobust import artefacts
 
     rows = []
+    key = (id(segmenter), artefacts.get(name).default_normalise)  # level 0 is normalised too
     for value in values:
-        if value == artefacts.get(name).identity and id(segmenter) in _CLEAN:
-            rows.append({"value": float(value), "jaccard": _CLEAN[id(segmenter)], "seconds": 0})
+        if value == artefacts.get(name).identity and key in _CLEAN:
+            rows.append({"value": float(value), "jaccard": _CLEAN[key], "seconds": 0})
             continue
         imgs, labs = [], []
         for p in patches:
@@ -144,7 +146,7 @@ def curve(segmenter, patches, name: str, values, seed: int) -> list[dict]:
         start = time.perf_counter()
         score = jaccard(segmenter, np.stack(imgs), np.stack(labs))
         if value == artefacts.get(name).identity:
-            _CLEAN[id(segmenter)] = score
+            _CLEAN[key] = score
         rows.append({"value": float(value), "jaccard": score,
                      "seconds": round(time.perf_counter() - start, 2)})
         print(f"  {name:<15} {value:>10g}  J = {score:.4f}", flush=True)

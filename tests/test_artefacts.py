@@ -12,6 +12,7 @@ import pytest
 
 from cellrobust import artefacts
 from cellrobust._validation import InputError
+from cellrobust.artefacts.normalise import minmax
 from cellrobust.data import Sample
 
 NAMES = artefacts.names()
@@ -59,11 +60,20 @@ def test_metadata_is_consistent(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_identity_at_level_zero(name):
     sample = synthetic()
-    out, params = artefacts.apply_level(sample, name, 0, rng=1)
+    gen = np.random.default_rng(1)
+    state = gen.bit_generator.state
+    out, params = artefacts.apply_level(sample, name, 0, rng=gen, normalise="clip")
+    assert gen.bit_generator.state == state  # nothing drawn
     assert out.image.dtype == np.float32
     np.testing.assert_array_equal(out.image, sample.image.astype(np.float32))
     np.testing.assert_array_equal(out.labels, sample.labels)
     assert params["identity"] is True and params["level"] == 0
+    default, params = artefacts.apply_level(sample, name, 0, rng=1)  # default normalisation
+    expected = sample.image.astype(np.float32)
+    if artefacts.get(name).default_normalise == "minmax":
+        expected = minmax(expected[None])[0]
+    np.testing.assert_array_equal(default.image, expected)
+    assert params["normalise"] == artefacts.get(name).default_normalise
 
 
 @pytest.mark.parametrize("name", INTENSITY)

@@ -15,8 +15,10 @@ Conventions
   [0, 255], the studies' convention), ``"clip"`` (keep the scale, clip to the input dtype's
   range) or ``"none"``; ``None`` uses the artefact's default (``minmax`` for the studies'
   ``illumination`` and ``gaussian_noise``, ``clip`` for all others).
-- The identity value (level 0) returns the input unchanged (as float32), without
-  normalisation and without drawing from ``rng``.
+- The identity value (level 0) adds no artefact and draws nothing from ``rng``; only the
+  output normalisation is applied, so a curve's baseline is processed exactly like its other
+  points (the studies min-max normalised at amplitude 0 too). With ``clip`` or ``none`` that
+  is the input unchanged (as float32); with ``minmax`` it is the min-max rescaled input.
 - Determinism: the same ``rng`` seed gives bit-identical output in any process; use
   :func:`stream` to derive the generator from (seed, sample name, artefact, severity).
 """
@@ -140,9 +142,10 @@ def apply_batch(
     _check_options(art, options)
     images, labels = _as_batch(images, labels)
     base = {"artefact": art.name, art.parameter: value}
-    if value == art.identity:
-        return images.astype(np.float32), labels, [{**base, "identity": True}
-                                                   for _ in range(images.shape[0])]
+    if value == art.identity:  # no artefact, no draw; only the output normalisation
+        out = _normalise(images.astype(np.float32), mode, dtype=images.dtype, clean=images)
+        return out, labels, [{**base, "normalise": mode, "identity": True}
+                             for _ in range(images.shape[0])]
     if isinstance(rng, (list, tuple)):
         if len(rng) != images.shape[0]:
             raise InputError(f"rng: expected one generator per image ({images.shape[0]}), "

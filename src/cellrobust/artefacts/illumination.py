@@ -21,7 +21,7 @@ from cellrobust.artefacts.registry import Artefact, register
 
 STUDY_GRID = tuple(float(v) for v in np.linspace(0.0, 4000.0, 41))
 TRAINING_RANGE = (0.0, 300.0)
-LADDER = (0.0, 40.0, 110.0, 200.0, 270.0, 350.0)
+LADDER = (0.0, 110.0, 185.0, 255.0, 325.0, 390.0)
 
 
 def gaussian_blobs(
