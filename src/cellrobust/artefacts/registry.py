@@ -47,7 +47,8 @@ class Artefact:
     ladder : tuple of float
         Six values: severity levels 0..5 (ImageNet-C style), ``ladder[0]`` = identity.
     identity : float
-        The parameter value that leaves the image unchanged (returned as is, no rng drawn).
+        The parameter value that adds no artefact (no rng drawn; only the output
+        normalisation is applied).
     limits : tuple of float
         Closed physical range of valid values ``(low, high)``; ``math.inf`` allowed.
     presets : dict of str to tuple of float
