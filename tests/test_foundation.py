@@ -80,3 +80,16 @@ def test_cli_usage_error_is_one_line_exit_2(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "invalid choice" in err[0]
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = _io.write_text(tmp_path / "shared.txt", "x")
+        tiff = _io.write_tiff(tmp_path / "shared.tif", np.zeros((4, 4), np.uint8))
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert tiff.stat().st_mode & 0o777 == 0o644

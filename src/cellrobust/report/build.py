@@ -215,8 +215,6 @@ def build_report(results_dir: str | Path, options: ReportOptions = ReportOptions
                             paired=_paired_view(paired), files=files)
     out = write_text(folder / "report.html", render_html(content))
     write_text(folder / "summary.md", _summary_md(opts, run, score_table, finds, figs, folder))
-    for path in (out, folder / "summary.md", *folder.glob("figures/*")):
-        path.chmod(0o644)  # temporary files are private; the report is meant to be shared
     return out
 
 
