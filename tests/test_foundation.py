@@ -93,3 +93,12 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
         os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o644
     assert tiff.stat().st_mode & 0o777 == 0o644
+
+
+def test_remove_stale_temporaries_only_touches_temp_files(tmp_path):
+    _io.write_text(tmp_path / "keep.txt", "x")
+    (tmp_path / ".hidden-user-file").write_text("mine")
+    stale = tmp_path / f"{_io.TEMP_PREFIX}best.pt.abc123.tmp"
+    stale.write_bytes(b"half")
+    assert _io.remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden-user-file", "keep.txt"]

@@ -20,6 +20,9 @@ import numpy as np
 from cellrobust._validation import DataError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+#: Name prefix of every temporary file; a process killed with SIGKILL may leave one behind,
+#: never a torn target. :func:`remove_stale_temporaries` clears them when work resumes.
+TEMP_PREFIX = ".cr-tmp."
 
 
 def _file_mode() -> int:
@@ -34,7 +37,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success move it onto ``path`` atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=".tmp",
+                               dir=target.parent)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -56,7 +60,8 @@ def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Pa
 @contextlib.contextmanager
 def _atomic_path(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.stem}.", suffix=target.suffix,
+                               dir=target.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -66,6 +71,18 @@ def _atomic_path(target: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left in ``folder`` by a killed writer; return what was deleted.
+
+    Call it only where no other process is writing into ``folder`` at the same time.
+    """
+    stale = sorted(Path(folder).glob(f"{TEMP_PREFIX}*"))
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return stale
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -32,12 +32,12 @@ PRESETS: dict[str, dict] = {
         description="embedded simulated data, reduced budgets (<= 10 min on 2 CPU cores)",
         data=None, n_train_frames=8, n_val_frames=1, n_eval_frames=2, patches_per_frame=6,
         patch_size=128, recipes=("original", "augmented", "artefact"),
-        train=dict(epochs=8, patches_per_epoch=128, batch_size=8, patch_size=64, workers=0,
-                   patience=8, loss="dice_bce", lr=2e-3, model=dict(width=8, batchnorm=True)),
-        # robust training covers the evaluated ladders (illumination to 2400 gray levels,
-        # noise sigma to 80), as the studies' robust model covered their test ranges
-        recipe_train={"artefact": dict(artefacts=(("illumination", 0.0, 2400.0),
-                                                  ("gaussian_noise", 0.0, 80.0)))},
+        train=dict(epochs=16, patches_per_epoch=128, batch_size=8, patch_size=64, workers=0,
+                   patience=16, loss="dice_bce", lr=2e-3, model=dict(width=8, batchnorm=True)),
+        # robust training covers the evaluated ladders (illumination to 390 gray levels,
+        # noise sigma to 95), as the studies' robust model covered their test ranges
+        recipe_train={"artefact": dict(artefacts=(("illumination", 0.0, 400.0),
+                                                  ("gaussian_noise", 0.0, 100.0)))},
         baselines=("dog_otsu", "nlm_otsu"),
         artefacts=("illumination", "gaussian_noise", "zoom"), severities="ladder",
         thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=300,

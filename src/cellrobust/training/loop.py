@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cellrobust._io import write_text
+from cellrobust._io import remove_stale_temporaries, write_text
 from cellrobust._validation import DataError, InputError
 from cellrobust.data.sample import Sample
 from cellrobust.models.checkpoint import read_checkpoint, save_checkpoint
@@ -284,6 +284,8 @@ class Trainer:
     def fit(self, *, resume: bool = False) -> Path:
         """Train until ``epochs`` or early stopping; return the path of ``best.pt``."""
         if resume:
+            if self.ctx.is_main:
+                remove_stale_temporaries(self.run_dir)  # a killed writer's leftovers
             self.load_resume_state()
         elif self.ctx.is_main:
             _write_config(self.config, self.run_dir)
