@@ -63,13 +63,20 @@ def _check(kind: str, got: np.ndarray, expected: np.ndarray) -> float:
     return diff
 
 
-def to_torchscript(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
-                   wrapper: type = NormalisedUNet) -> float:
-    """Trace ``wrapper(net)`` to TorchScript at ``path``; return the max abs difference."""
+def _module_and_input(net: UNet, test_image: np.ndarray,
+                      wrapper: type) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The module to export and its example input (pre-normalised for ``SigmoidUNet``)."""
     module = wrapper(net.cpu()).eval()
     x = torch.from_numpy(_as_input(test_image))
     if wrapper is SigmoidUNet:
         x = torch.from_numpy(normalise(x, net.config.normalisation).numpy())
+    return module, x
+
+
+def to_torchscript(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
+                   wrapper: type = NormalisedUNet) -> float:
+    """Trace ``wrapper(net)`` to TorchScript at ``path``; return the max abs difference."""
+    module, x = _module_and_input(net, test_image, wrapper)
     with torch.no_grad():
         traced = torch.jit.trace(module, x, check_trace=False)
         expected = module(x).numpy()
@@ -85,10 +92,7 @@ def to_onnx(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
     """Export ``wrapper(net)`` to ONNX (dynamic batch/height/width); check with onnxruntime."""
     import onnxruntime
 
-    module = wrapper(net.cpu()).eval()
-    x = torch.from_numpy(_as_input(test_image))
-    if wrapper is SigmoidUNet:
-        x = torch.from_numpy(normalise(x, net.config.normalisation).numpy())
+    module, x = _module_and_input(net, test_image, wrapper)
     with torch.no_grad():
         expected = module(x).numpy()
     axes = {0: "batch", 2: "height", 3: "width"}
