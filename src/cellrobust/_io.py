@@ -35,21 +35,10 @@ def _file_mode() -> int:
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success move it onto ``path`` atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=".tmp",
-                               dir=target.parent)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with _atomic_path(Path(path), suffix=".tmp") as tmp, open(tmp, mode) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
@@ -58,9 +47,11 @@ def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Pa
 
 
 @contextlib.contextmanager
-def _atomic_path(target: Path) -> Iterator[Path]:
+def _atomic_path(target: Path, *, suffix: str | None = None) -> Iterator[Path]:
+    """Temporary file named ``TEMP_PREFIX + name``; moved onto ``target`` only on success."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.stem}.", suffix=target.suffix,
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.stem}.",
+                               suffix=target.suffix if suffix is None else suffix,
                                dir=target.parent)
     os.close(fd)
     try:
