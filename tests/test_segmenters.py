@@ -219,3 +219,41 @@ def test_baselines_reproduce_the_study_on_psc_patches(psc_dir):
         jaccard[name] = pixel_scores(counts, average="macro")["jaccard"]
     assert jaccard["dog_otsu"] == pytest.approx(0.59, abs=0.03)
     assert jaccard["nlm_otsu"] == pytest.approx(0.53, abs=0.03)
+
+
+def test_evaluate_on_patches_crops_models_and_predictions_alike(tmp_path, rng):
+    """--patches scores the same seeded crops for a model and for whole-frame predictions."""
+    import pandas as pd
+    import tifffile
+
+    from cellrobust.cli import main
+
+    data = _write_dataset(tmp_path / "d", rng)
+    preds = tmp_path / "pred"
+    preds.mkdir()
+    for f in sorted((data / "output").iterdir()):  # perfect whole-frame predictions
+        tifffile.imwrite(preds / f.name, tifffile.imread(f))
+    common = ["--data", str(data), "--patches", "3", "--patch-size", "48", "--seed", "4",
+              "--quiet"]
+    assert main(["evaluate", "--model", "otsu", "--out", str(tmp_path / "m"), *common]) == 0
+    assert main(["evaluate", "--pred", str(preds), "--out", str(tmp_path / "p"), *common]) == 0
+    by_model = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    by_pred = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert by_model["n_images"] == by_pred["n_images"] == 6
+    # cropped perfect predictions stay perfect: crops of frame and prediction line up
+    assert by_pred["pixel"]["micro"]["jaccard"] == 1.0
+    assert all(r["ap"] == 1.0 for r in by_pred["matching"]["micro"])
+    assert 0.5 < by_model["pixel"]["micro"]["jaccard"] < 1.0
+    names_m = pd.read_csv(tmp_path / "m" / "metrics_per_image.csv").iloc[:, 0].tolist()
+    names_p = pd.read_csv(tmp_path / "p" / "metrics_per_image.csv").iloc[:, 0].tolist()
+    assert names_m == names_p and names_m[0].endswith("/p0")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["patches"] == {"n": 3, "size": 48, "seed": 4}
+    # another seed gives other crops
+    assert main(["evaluate", "--model", "otsu", "--out", str(tmp_path / "s"), "--data",
+                 str(data), "--patches", "3", "--patch-size", "48", "--seed", "5",
+                 "--quiet"]) == 0
+    other = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert other["pixel"]["micro"] != by_model["pixel"]["micro"]
+    assert main(["evaluate", "--model", "otsu", "--out", str(tmp_path / "x"), "--data",
+                 str(data), "--patches", "2", "--patch-size", "4096", "--quiet"]) == 2

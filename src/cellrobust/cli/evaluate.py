@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="connectivity of cell counts (default 8)")
     p.add_argument("--frames", type=int, default=None, metavar="N",
                    help="evaluate only the first N frames")
+    p.add_argument("--patches", type=int, default=None, metavar="N",
+                   help="score N random crops per frame instead of whole frames (the PSC "
+                   "studies' test protocol: 6)")
+    p.add_argument("--patch-size", type=int, default=256, metavar="PX",
+                   help="side of the --patches crops (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=handler)
 
@@ -105,6 +111,7 @@ def handler(args: argparse.Namespace) -> int:
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     text = run_evaluation(config, data=args.data, split=args.split, pred=args.pred,
                           model=args.model, out=out, frames=args.frames, log=log,
-                          options=parse_options(args.options))
+                          options=parse_options(args.options), patches=args.patches,
+                          patch_size=args.patch_size, seed=args.seed)
     print(text)
     return 0

@@ -1,7 +1,8 @@
 """Run an evaluation end to end: read the data set, get predictions, score, write the outputs.
 
 Predictions come either from a folder of label images (matched to frames by file name) or from
-a :class:`~cellrobust.segmenters.Segmenter` (baseline name or checkpoint). Outputs are written
+a :class:`~cellrobust.segmenters.Segmenter` (baseline name or checkpoint), on whole frames or on
+random crops of them (``patches``: the PSC studies' protocol). Outputs are written
 atomically into one folder together with the resolved settings (``config.json``).
 """
 
@@ -77,7 +78,7 @@ def _as_labels(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
-def _open(data, split, frames):
+def _open(data, split, frames, patches=None):
     if data is None:
         from cellrobust.data import load_default_dataset
 
@@ -90,7 +91,36 @@ def _open(data, split, frames):
     samples = [samples[i] for i in range(count)]
     if not samples:
         raise DataError(f"{data}: no annotated frame to evaluate")
+    if patches is not None:
+        samples = _patches(samples, **patches)
     return samples
+
+
+def _patches(samples, *, n: int, size: int, seed: int):
+    """``n`` random ``size`` px crops per frame (the PSC studies' test protocol).
+
+    The crops of a frame depend only on (seed, frame name), so a model, a baseline and a
+    prediction folder are scored on identical patches.
+    """
+    from cellrobust._rng import derive_rng
+    from cellrobust.data.patches import random_patches
+
+    return [p for s in samples
+            for p in random_patches(s, n, size, rng=derive_rng(seed, "evaluate-patches", s.name))]
+
+
+def _crop_to(labels: np.ndarray, sample) -> np.ndarray:
+    """The part of a whole-frame prediction under a patch (``meta["origin"]``), relabelled."""
+    if "origin" not in sample.meta:
+        return labels
+    from cellrobust.data._convert import relabel_sequential
+
+    y, x = sample.meta["origin"]
+    h, w = sample.shape
+    if labels.shape[0] < y + h or labels.shape[1] < x + w:
+        raise DataError(f"{sample.meta.get('parent', sample.name)}: prediction of shape "
+                        f"{labels.shape} is smaller than its frame; predict whole frames")
+    return relabel_sequential(labels[y:y + h, x:x + w])
 
 
 def _triples(samples, pred, model, log, options):
@@ -100,7 +130,8 @@ def _triples(samples, pred, model, log, options):
         if missing:
             raise DataError(f"{pred}: no prediction for {len(missing)} frame(s), e.g. "
                             f"{missing[0]!r}; name each file like its frame's image or mask")
-        return [(s.name, s.labels, _pred_loader(index, s)) for s in samples]
+        return [(s.name, s.labels, (lambda s=s: _crop_to(_pred_loader(index, s)(), s)))
+                for s in samples]
     from cellrobust.segmenters import get_segmenter
 
     segmenter = get_segmenter(model, **options)
@@ -122,6 +153,9 @@ def run_evaluation(
     frames: int | None = None,
     log: Callable[[str], None] | None = None,
     options: dict | None = None,
+    patches: int | None = None,
+    patch_size: int = 256,
+    seed: int = 0,
 ) -> str:
     """Score predictions on a data set, write the outputs to ``out``; return the printed table.
 
@@ -143,10 +177,20 @@ def run_evaluation(
         Receives progress messages.
     options : dict, optional
         Passed to :func:`cellrobust.segmenters.get_segmenter` with ``model``.
+    patches : int, optional
+        Score ``patches`` random ``patch_size`` x ``patch_size`` crops per frame instead of
+        whole frames (the PSC studies' protocol: 6 crops of 256 px). A model segments each
+        crop alone; whole-frame predictions from ``pred`` are cropped. Crops are drawn from
+        ``seed`` and the frame name only.
+    patch_size : int
+        Side of the crops in pixels.
+    seed : int
+        Seed of the crop positions.
     """
     if (pred is None) == (model is None):
         raise InputError("pred/model: give exactly one of a prediction folder or a model")
-    samples = _open(data, split, frames)
+    crops = None if patches is None else {"n": patches, "size": patch_size, "seed": seed}
+    samples = _open(data, split, frames, crops)
     if options and pred is not None:
         raise InputError("options: segmenter options apply to a model, not to predictions")
     rows, summary = evaluate_pairs(_triples(samples, pred, model, log, options or {}), config,
@@ -154,7 +198,7 @@ def run_evaluation(
     out = Path(out)
     label = str(model) if model is not None else Path(pred).name
     _write(out, rows, summary, config, data=data, split=split, pred=pred, model=model,
-           options=options or {}, frames=frames, label=label)
+           options=options or {}, frames=frames, patches=crops, label=label)
     return format_summary(summary, label=label, out=out)
 
 
