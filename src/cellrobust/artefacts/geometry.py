@@ -141,7 +141,7 @@ def zoom_crops(
 ZOOM = register(Artefact(
     name="zoom", kind="geometric", parameter="zoom", unit="x magnification",
     grid=tuple(v for v in STUDY_GRID if v >= 1.0),
-    ladder=(1.0, 1.9, 2.6, 3.2, 3.5, 3.9), identity=1.0, limits=(0.05, 20.0),
+    ladder=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0), identity=1.0, limits=(0.05, 20.0),
     presets={"study": STUDY_GRID, "zoom_out": tuple(v for v in STUDY_GRID if v <= 1.0)[::-1]},
     reference="DeepImageJ PSC U-Net robustness study (cell-size experiment): window of side "
               "256/zoom resized to 256 px, bicubic",
