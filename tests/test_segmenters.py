@@ -257,3 +257,25 @@ def test_evaluate_on_patches_crops_models_and_predictions_alike(tmp_path, rng):
     assert other["pixel"]["micro"] != by_model["pixel"]["micro"]
     assert main(["evaluate", "--model", "otsu", "--out", str(tmp_path / "x"), "--data",
                  str(data), "--patches", "2", "--patch-size", "4096", "--quiet"]) == 2
+
+
+def test_evaluate_reads_the_files_cellrobust_predict_writes(tmp_path, rng):
+    """`evaluate --pred` finds predictions under the names `predict` gives them."""
+    import tifffile
+
+    from cellrobust.cli import main
+    from cellrobust.data import open_dataset
+    from cellrobust.models.writer import output_path
+
+    data = _write_dataset(tmp_path / "d", rng)
+    preds = tmp_path / "pred"
+    for sample in open_dataset(data):
+        path = output_path(sample, preds)
+        assert "__" in path.name  # e.g. validation__t000.tif
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(path, sample.labels.astype(np.uint16))
+    for extra in ([], ["--patches", "2", "--patch-size", "48"]):
+        out = tmp_path / f"out{len(extra)}"
+        assert main(["evaluate", "--data", str(data), "--pred", str(preds), "--out", str(out),
+                     "--quiet", *extra]) == 0
+        assert json.loads((out / "metrics.json").read_text())["pixel"]["micro"]["jaccard"] == 1.0
