@@ -29,10 +29,12 @@ _FRAME_PREFIXES = ("man_seg", "mask_", "mask", "seg_", "seg", "t")
 
 def _frame_keys(sample) -> list[str]:
     """Names a prediction file of this sample may have (without suffix)."""
+    from cellrobust.models.writer import flat_name  # how `cellrobust predict` names files
+
     keys = []
     for name in (sample.name, sample.meta.get("parent")):  # a crop answers to its frame too
-        if name:  # "__" is how `cellrobust predict` names files of non-CTC data sets
-            keys += [name.replace("/", "__"), name.replace("/", "_"), name.rsplit("/", 1)[-1]]
+        if name:
+            keys += [flat_name(name), name.replace("/", "_"), name.rsplit("/", 1)[-1]]
     for meta_key in ("source", "mask_source"):
         if sample.meta.get(meta_key):
             keys.append(Path(str(sample.meta[meta_key])).stem)

@@ -42,6 +42,12 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def flat_name(name: str) -> str:
+    """File stem of a sample name outside the CTC layout: ``"validation/t235"`` ->
+    ``"validation__t235"`` (``evaluate --pred`` looks files up by the same rule)."""
+    return name.replace("/", "__")
+
+
 def output_path(sample: Sample, out_dir: str | os.PathLike) -> Path:
     """Where the labels of ``sample`` go (CTC ``XX_RES/maskTTT.tif`` for CTC frames)."""
     out = Path(out_dir)
@@ -50,7 +56,7 @@ def output_path(sample: Sample, out_dir: str | os.PathLike) -> Path:
         stem = sample.name.rsplit("/", 1)[-1]
         digits = re.sub(r"\D", "", stem) or f"{int(meta.get('frame', 0)):03d}"
         return out / f"{meta['sequence']}_RES" / f"mask{digits}.tif"
-    return out / (sample.name.replace("/", "__") + ".tif")
+    return out / (flat_name(sample.name) + ".tif")
 
 
 def to_uint16(labels: np.ndarray, *, name: str) -> np.ndarray:
@@ -98,4 +104,4 @@ def predict_to_files(segmenter, data: str | os.PathLike, out_dir: str | os.PathL
     return written
 
 
-__all__ = ["predict_to_files", "output_path", "to_uint16"]
+__all__ = ["predict_to_files", "output_path", "flat_name", "to_uint16"]
