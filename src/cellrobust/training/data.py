@@ -107,13 +107,20 @@ class EpochSampler(Sampler):
 
 def make_loader(dataset: PatchDataset, *, rank: int = 0, world: int = 1,
                 pin_memory: bool = False) -> tuple[DataLoader, EpochSampler]:
-    """DataLoader with ``config.workers`` background processes and its :class:`EpochSampler`."""
+    """DataLoader with ``config.workers`` background processes and its :class:`EpochSampler`.
+
+    Workers are started with ``spawn``, not ``fork``: a forked child inherits OpenCV's and
+    OpenMP's thread pools in whatever state the parent left them and deadlocks on first use
+    when the parent had already run parallel OpenCV code (the study does, before training).
+    The workers persist across epochs, so the start-up cost (importing torch) is paid once.
+    """
     config = dataset.config
     sampler = EpochSampler(len(dataset), seed=config.seed, rank=rank, world=world)
     workers = config.workers
     loader = DataLoader(
         dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
         persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        multiprocessing_context="spawn" if workers > 0 else None,
         pin_memory=pin_memory, drop_last=False,
         generator=torch.Generator().manual_seed(config.seed),
         worker_init_fn=_worker_init if workers > 0 else None,

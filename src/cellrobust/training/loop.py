@@ -139,7 +139,7 @@ class Trainer:
         self.sampler.set_epoch(self.epoch)
         total, steps = 0.0, 0
         bar = self._bar(len(self.loader))
-        for x, y in self.loader:
+        for x, y in self._batches():
             x = x.to(self.device, non_blocking=True)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -162,6 +162,19 @@ class Trainer:
         if bar is not None:
             bar.close()
         return total / max(steps, 1), steps
+
+    def _batches(self):
+        """Iterate the loader; a worker that died while starting becomes a clear error."""
+        try:
+            yield from self.loader
+        except RuntimeError as exc:
+            if "exited unexpectedly" not in str(exc):
+                raise
+            raise InputError(
+                "workers: a data-loading worker process died (its own error is printed above). "
+                "Workers start with 'spawn', which re-imports the main script: a script that "
+                "calls cellrobust.training.train must do so under `if __name__ == "
+                "'__main__':`; or set workers=0") from exc
 
     def _bar(self, total: int):
         if not (self.progress and self.ctx.is_main):
