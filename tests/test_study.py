@@ -106,6 +106,19 @@ def test_sweep_cli_on_simulated_data(tmp_path, capsys):
     assert "dog_otsu" in capsys.readouterr().err
 
 
+def test_sweep_cli_cuts_cell_size_windows_from_the_frames(tmp_path, capsys):
+    args = ["sweep", "--segmenter", "otsu", "--artefacts", "cell_size", "--frames", "1",
+            "--patches", "2", "--patch-size", "128", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    table = pd.read_parquet(tmp_path / "results.parquet")
+    from cellrobust.artefacts.geometry import patches_per_frame
+
+    per_level = table.groupby("severity")["sample"].nunique()
+    expected = {z: patches_per_frame((576, 720), z, size=128) for z in per_level.index}
+    assert per_level.to_dict() == expected  # 25 windows at zoom 1 ... 80 at zoom 2
+
+
 @pytest.mark.slow
 def test_quick_preset_shows_main_effect(tmp_path):
     """The full quick preset (minutes): artefact-trained U-Net beats the original."""

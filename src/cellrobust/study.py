@@ -43,11 +43,12 @@ PRESETS: dict[str, dict] = {
         thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=300,
     ),
     "paper": dict(
-        description="EPFL protocol on PhC-C2DL-PSC: 6 patches/frame, study grids (41 steps)",
+        description="EPFL protocol on PhC-C2DL-PSC: 6 patches/frame, study grids (41 steps; "
+                    "cell size and patch zoom 22 values)",
         data="required", n_train_frames=None, n_val_frames=None, n_eval_frames=None,
         patches_per_frame=6, patch_size=256, recipes=("original", "augmented", "artefact"),
         train=dict(), baselines=("dog_otsu", "nlm_otsu"),
-        artefacts=("illumination", "gaussian_noise", "zoom"), severities="study",
+        artefacts=("illumination", "gaussian_noise", "cell_size", "zoom"), severities="study",
         thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=1000,
     ),
     "nma": dict(
@@ -196,11 +197,12 @@ def run_study(
     if set_total:
         set_total(plan["total"])
     tick = progress or (lambda units, what: None)
-    steps.preflight_eval(config, data["eval"])
+    steps.preflight_eval(config, data["eval"], data["eval_frames"])
     models = steps.train_recipes(config, data, out / "models", tick=tick,
                                  unit=plan["train_unit"])
     sweep_config = steps.sweep_config(config, models=models)
-    steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick)
+    steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick,
+                    frames=data["eval_frames"])
     steps.image_figures(config, sweep_config, data["eval"], out)
     info["seconds_before_report"] = round(time.time() - started, 1)
     info["models"] = {k: str(v) for k, v in models.items()}

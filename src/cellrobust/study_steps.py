@@ -82,7 +82,8 @@ def _real_frames(config) -> dict[str, list]:
 
 
 def load_data(config) -> dict[str, list]:
-    """Frames for training/validation and the evaluation patches (seeded random crops)."""
+    """Frames for training/validation, the evaluation patches (seeded random crops) and the
+    evaluation frames they came from (``eval_frames``, for frame-level artefacts)."""
     from cellrobust.data import random_patches
 
     frames = _frames(config)
@@ -93,11 +94,14 @@ def load_data(config) -> dict[str, list]:
                              f"{frame.name} of shape {frame.shape}; use a smaller patch size")
         patches += random_patches(frame, config.patches_per_frame, config.patch_size,
                                   rng=derive_rng(config.seed, "eval-patches", frame.name))
-    return {"train": frames["train"], "val": frames["val"], "eval": patches}
+    return {"train": frames["train"], "val": frames["val"], "eval": patches,
+            "eval_frames": frames["eval"]}
 
 
-def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256, seed=0) -> list:
-    """Evaluation patches for ``cellrobust sweep``: ``data`` (None = simulator test split)."""
+def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256,
+                       seed=0) -> tuple[list, list]:
+    """Evaluation patches for ``cellrobust sweep`` and the frames they were cut from:
+    ``data`` (None = simulator test split)."""
     from cellrobust.data import load_default_dataset, open_dataset, random_patches
 
     if data is None:
@@ -111,7 +115,7 @@ def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256, se
                              f"shape {frame.shape}; use a smaller patch size")
         out += random_patches(frame, patches, size,
                               rng=derive_rng(seed, "eval-patches", frame.name))
-    return out
+    return out, source
 
 
 def _train_config(config, recipe: str):
@@ -130,7 +134,8 @@ def sweep_config(config, *, models: dict):
     segs += list(config.models) + list(config.baselines)
     return SweepConfig(segmenters=tuple(segs), artefacts=config.artefacts,
                        severities=config.severities, thresholds=config.thresholds,
-                       seed=config.seed, batch_size=config.batch_size)
+                       seed=config.seed, batch_size=config.batch_size,
+                       patch_size=config.patch_size)
 
 
 def plan(config, sweep) -> dict:
@@ -151,7 +156,7 @@ def plan(config, sweep) -> dict:
             "cells": cells}
 
 
-def preflight_eval(config, patches) -> None:
+def preflight_eval(config, patches, frames=None) -> None:
     """Check given models and baselines on the evaluation images before training anything."""
     from cellrobust.sweep import SweepConfig, preflight
 
@@ -160,8 +165,9 @@ def preflight_eval(config, patches) -> None:
         _train_config(config, recipe)  # validates the training overrides now
     if segs:
         preflight(SweepConfig(segmenters=segs, artefacts=config.artefacts,
-                              severities=config.severities, thresholds=config.thresholds),
-                  patches)
+                              severities=config.severities, thresholds=config.thresholds,
+                              patch_size=config.patch_size),
+                  patches, frames)
 
 
 def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) -> dict:
@@ -220,12 +226,12 @@ class _EpochWatcher:
         self.thread.join()
 
 
-def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable):
+def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=None):
     from cellrobust.sweep import Execution
     from cellrobust.sweep import run_sweep as _run
 
     execution = Execution(workers=config.workers, scheduler=config.scheduler)
-    return _run(sweep, patches, folder, execution=execution,
+    return _run(sweep, patches, folder, frames=frames, execution=execution,
                 progress=lambda n: tick(n, "sweep"))
 
 

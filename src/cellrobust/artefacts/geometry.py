@@ -10,6 +10,13 @@ per frame scales with the area ratio ``H * W / window^2``, rounded and clipped t
 Patch level - the registered ``zoom`` artefact: the patch is scaled about its centre by
 ``zoom`` (bicubic; labels nearest) with the output keeping the input's shape; zooming out pads
 with the image minimum (labels with background 0). Zoom 1 is the identity.
+
+The registered ``cell_size`` artefact is the frame-level protocol: in a sweep that has the
+evaluation frames (``cellrobust study``, ``cellrobust sweep``) every severity cuts its own
+windows from the frames with :func:`zoom_crops`, so zoomed-out patches show real neighbouring
+cells instead of padding and larger magnifications are measured on more patches. Applied to a
+single image (``artefacts.apply``, the gallery, training) it falls back to ``zoom``'s scaling
+about the centre.
 """
 
 from __future__ import annotations
@@ -148,4 +155,23 @@ ZOOM = register(Artefact(
     description="patch scaled about its centre (bicubic; labels nearest, ids preserved); "
                 "zoom-out pads with the image minimum",
     kernel=_zoom,
+))
+
+
+def _cell_size_frame(frame: Sample, value: float, rng, *, size: int,
+                     normalise: str) -> list[tuple[Sample, dict]]:
+    crops = zoom_crops(frame, value, rng=rng, size=size, normalise=normalise)
+    return [(c, {k: c.meta[k] for k in ("zoom", "window_px", "crop_yx")}) for c in crops]
+
+
+CELL_SIZE = register(Artefact(
+    name="cell_size", kind="geometric", parameter="zoom", unit="x magnification",
+    grid=ZOOM.grid, ladder=ZOOM.ladder, identity=1.0, limits=(0.05, 20.0),
+    presets=dict(ZOOM.presets),
+    reference="DeepImageJ PSC U-Net robustness study (cell-size experiment): random windows "
+              "of side 256/zoom cut from the frame, resized to 256 px (bicubic); patches per "
+              "frame = area ratio clipped to [6, 80]",
+    description="apparent cell size, frame level: windows of side size/zoom cut from whole "
+                "frames and resized (single images: scaled about the centre, as zoom)",
+    kernel=_zoom, frame_kernel=_cell_size_frame,
 ))

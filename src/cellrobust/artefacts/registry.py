@@ -11,6 +11,11 @@ Kernel signatures (``images`` is float32 ``(N, H, W)``, ``rng`` a numpy Generato
 - geometric: ``kernel(images, labels, value, rng, **options) -> (images, labels, params)``
 
 where ``params`` is a list of N JSON-serialisable dicts (the drawn parameters per image).
+
+A *frame-level* artefact also has a ``frame_kernel(frame, value, rng, *, size, normalise) ->
+list of (Sample, params)``: it cuts its own ``size x size`` patches from a whole annotated frame
+(the study's cell-size protocol, where the number of patches depends on the severity). The
+sweep uses it when it has the evaluation frames; ``kernel`` still applies it to single images.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ class Artefact:
         One-line description shown by ``cellrobust artefacts list``.
     kernel : callable
         The batched implementation (see module docstring).
+    frame_kernel : callable or None
+        Frame-level implementation (see module docstring); ``None`` for patch-level artefacts.
     """
 
     name: str
@@ -76,6 +83,12 @@ class Artefact:
     presets: dict[str, tuple[float, ...]] = field(default_factory=dict)
     default_normalise: str = "clip"
     kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    frame_kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def scope(self) -> str:
+        """``"frame"`` when the sweep cuts this artefact's patches from whole frames."""
+        return "patch" if self.frame_kernel is None else "frame"
 
     def __post_init__(self) -> None:
         as_floats = lambda values: tuple(float(v) for v in values)  # noqa: E731
@@ -126,7 +139,8 @@ class Artefact:
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable description (everything but the kernel)."""
         return {
-            "name": self.name, "kind": self.kind, "parameter": self.parameter,
+            "name": self.name, "kind": self.kind, "scope": self.scope,
+            "parameter": self.parameter,
             "unit": self.unit, "identity": self.identity, "limits": list(self.limits),
             "ladder": list(self.ladder), "grid": list(self.grid),
             "presets": {k: list(v) for k, v in self.presets.items()},

@@ -151,14 +151,15 @@ def _sweep(args) -> int:
     config = SweepConfig(segmenters=tuple(args.segmenter), artefacts=args.artefacts,
                          severities=args.severities or "ladder",
                          thresholds=args.thresholds or (0.5, 0.6, 0.7, 0.8, 0.9),
-                         seed=args.seed, batch_size=args.batch_size or 4)
-    samples = load_sweep_samples(args.data, split=args.split, frames=args.frames,
+                         seed=args.seed, batch_size=args.batch_size or 4,
+                         patch_size=args.patch_size)
+    samples, frames = load_sweep_samples(args.data, split=args.split, frames=args.frames,
                                  patches=args.patches, size=args.patch_size, seed=args.seed)
     execution = Execution(workers=args.workers or 1, scheduler=args.scheduler,
                           overwrite=args.overwrite)
     with _Progress(args.quiet, "sweep") as bar:
         bar.set_total(len(cell_list(config)))
-        table = run_sweep(config, samples, args.out, execution=execution,
+        table = run_sweep(config, samples, args.out, frames=frames, execution=execution,
                           progress=lambda n: bar.update(n, "cells"))
     print(f"results: {len(table)} rows in {args.out}/results.parquet (and .csv)")
     return 0

@@ -5,6 +5,11 @@ stream ``derive_rng(seed, sample name, artefact, severity index)`` - so every se
 same corrupted image (a paired comparison) and any row can be regenerated alone - then
 segments the corrupted images with every segmenter in batches and counts, per image: pixel
 TP/FP/FN/TN, instances matched at each IoU threshold, cell counts and the runtime.
+
+A frame-level artefact (``cell_size``) does not corrupt the fixed patches: each of its cells
+cuts its own ``patch_size`` windows from the evaluation frames with the stream
+``derive_rng(seed, frame name, artefact, severity index)``, so the images (and how many there
+are) differ between its severities while every segmenter still sees the same ones.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ __all__ = [
     "SweepConfig",
     "cell_list",
     "columns",
+    "frame_level",
     "load_segmenter",
     "parse_segmenter",
     "resolve_severities",
@@ -87,6 +93,9 @@ class SweepConfig:
         Artefact output normalisation (None: each artefact's default).
     connectivity : int
         Connectivity of cell counting (8 or 4).
+    patch_size : int
+        Side (px) of the windows that frame-level artefacts cut from the frames; use the
+        evaluation patch size.
     """
 
     segmenters: tuple = ()
@@ -97,6 +106,7 @@ class SweepConfig:
     batch_size: int = 4
     normalise: str | None = None
     connectivity: int = 8
+    patch_size: int = 256
     options: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,6 +127,8 @@ class SweepConfig:
             errors.append(f"thresholds: expected values in (0, 1], got {self.thresholds}")
         if int(self.batch_size) < 1:
             errors.append(f"batch_size: expected >= 1, got {self.batch_size}")
+        if int(self.patch_size) < 1:
+            errors.append(f"patch_size: expected >= 1 px, got {self.patch_size}")
         if self.connectivity not in (4, 8):
             errors.append(f"connectivity: expected 4 or 8, got {self.connectivity}")
         collect_errors(errors, "sweep configuration")
@@ -200,6 +212,28 @@ def _corrupt(samples, artefact: str, index: int, value: float, config: SweepConf
     return out
 
 
+def _cut_from_frames(frames, art, index: int, value: float, config: SweepConfig):
+    if not frames:
+        raise InputError(f"artefact {art.name!r} cuts its patches from whole frames, but the "
+                         "sweep was given none; pass frames=... (cellrobust study and sweep "
+                         "do) or use 'zoom' to scale the fixed patches")
+    normalise = config.normalise or art.default_normalise
+    out = []
+    for frame in frames:
+        rng = derive_rng(config.seed, frame.name, art.name, index)
+        for crop, params in art.frame_kernel(frame, value, rng, size=int(config.patch_size),
+                                             normalise=normalise):
+            out.append((crop, json.dumps(params, sort_keys=True, default=_jsonable)))
+    return out
+
+
+def frame_level(config: SweepConfig) -> list[str]:
+    """The artefacts of ``config`` that cut their patches from frames."""
+    from cellrobust import artefacts
+
+    return [a for a in config.artefacts if artefacts.get(a).frame_kernel is not None]
+
+
 def _jsonable(obj):
     if isinstance(obj, np.generic):
         return obj.item()
@@ -244,13 +278,22 @@ def _row_counts(true, pred, config: SweepConfig) -> dict:
     return row
 
 
-def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int) -> pd.DataFrame:
-    """Compute every row of one cell (all segmenters x all images) and return them."""
+def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int, *,
+             frames: Sequence | None = None) -> pd.DataFrame:
+    """Compute every row of one cell (all segmenters x all images) and return them.
+
+    ``samples`` are the fixed evaluation patches; ``frames`` the whole frames they came from,
+    needed only by frame-level artefacts (:func:`frame_level`).
+    """
     from cellrobust import artefacts
 
     value = resolve_severities(config)[artefact][index]
-    unit = artefacts.get(artefact).unit
-    corrupted = _corrupt(samples, artefact, index, value, config)
+    art = artefacts.get(artefact)
+    unit = art.unit
+    if art.frame_kernel is not None:
+        corrupted = _cut_from_frames(frames, art, index, value, config)
+    else:
+        corrupted = _corrupt(samples, artefact, index, value, config)
     images = [c.image for c, _ in corrupted]
     rows = []
     for spec in config.segmenters:

@@ -23,6 +23,7 @@ from cellrobust.sweep.engine import (
     SweepConfig,
     cell_list,
     columns,
+    frame_level,
     load_segmenter,
     resolve_severities,
     run_cell,
@@ -59,20 +60,32 @@ def _spec_digest(spec: str) -> str:
     return spec
 
 
-def preflight(config: SweepConfig, samples: Sequence) -> None:
-    """Check everything that can fail before any work starts.
-
-    Unknown artefacts/severities, empty selections, unlabelled images, unknown segmenters, and
-    segmenters that cannot process the images (e.g. an input size the model cannot take) are
-    reported here, by running each segmenter once on the first image.
-    """
+def _check_labelled(what: str, samples: Sequence) -> None:
     if not samples:
-        raise InputError("samples: empty selection, no images to sweep")
+        raise InputError(f"{what}: empty selection, no images to sweep")
     unlabelled = [s.name for s in samples if s.labels is None]
     if unlabelled:
-        raise InputError(f"samples: {len(unlabelled)} images have no labels (e.g. "
+        raise InputError(f"{what}: {len(unlabelled)} images have no labels (e.g. "
                          f"{unlabelled[0]}); the sweep scores against annotations")
+
+
+def preflight(config: SweepConfig, samples: Sequence, frames: Sequence | None = None) -> None:
+    """Check everything that can fail before any work starts.
+
+    Unknown artefacts/severities, empty selections, unlabelled images, frame-level artefacts
+    without frames, unknown segmenters, and segmenters that cannot process the images (e.g. an
+    input size the model cannot take) are reported here, by running each segmenter once on the
+    first image.
+    """
+    _check_labelled("samples", samples)
     resolve_severities(config)
+    needs_frames = frame_level(config)
+    if needs_frames:
+        if not frames:
+            raise InputError(f"artefacts {needs_frames} cut their patches from whole frames; "
+                             "pass the evaluation frames (frames=...) or use 'zoom' to scale "
+                             "the fixed patches")
+        _check_labelled("frames", frames)
     names = [s.name for s in samples]
     if len(set(names)) != len(names):
         raise InputError("samples: names must be unique (they seed the corruption streams)")
@@ -103,6 +116,7 @@ def run_sweep(
     samples: Sequence,
     results_dir: str | Path,
     *,
+    frames: Sequence | None = None,
     execution: Execution = Execution(),
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
@@ -115,6 +129,9 @@ def run_sweep(
         Labelled images (all segmenters see the same corrupted copies).
     results_dir : path
         Results folder; finished cells found there are reused (resume).
+    frames : sequence of Sample, optional
+        The whole labelled frames the samples were cut from; required by frame-level
+        artefacts (``cell_size``), ignored otherwise.
     execution : Execution
         Serial, local processes, or a Dask scheduler.
     progress : callable, optional
@@ -126,74 +143,81 @@ def run_sweep(
         The tidy table (also written as ``results.parquet`` and ``results.csv``).
     """
     samples = list(samples)
-    preflight(config, samples)
+    frames = list(frames or []) if frame_level(config) else None
+    preflight(config, samples, frames)
     store = ResultStore(results_dir)
     description = {**config.describe(), "data": _data_digest(samples),
                    "models": {s.name: _spec_digest(s.spec) for s in config.segmenters},
                    "samples": [s.name for s in samples]}
+    if frames is not None:
+        description["frames"] = {"data": _data_digest(frames), "names": [f.name for f in frames]}
     store.open(description, overwrite=execution.overwrite)
     cells = cell_list(config)
     todo = [c for c in cells if c not in store.done(cells)]
     if progress and len(cells) > len(todo):
         progress(len(cells) - len(todo))
     if todo:
-        _dispatch(config, samples, todo, store, execution, progress)
+        _dispatch(config, (samples, frames), todo, store, execution, progress)
     return store.assemble(cells, columns(config))
 
 
-def _dispatch(config, samples, todo, store, execution, progress) -> None:
+def _dispatch(config, data, todo, store, execution, progress) -> None:
+    """Run the ``todo`` cells; ``data`` = (samples, frames or None)."""
     def done(cell, rows):
         store.write(*cell, rows)
         if progress:
             progress(1)
 
     if execution.scheduler:
-        _run_dask(config, samples, todo, execution, done)
+        _run_dask(config, data, todo, execution, done)
     elif execution.workers > 1:
-        _run_processes(config, samples, todo, execution, done)
+        _run_processes(config, data, todo, execution, done)
     else:
         for cell in todo:
-            done(cell, run_cell(config, samples, *cell))
+            done(cell, run_cell(config, data[0], *cell, frames=data[1]))
 
 
 _WORKER: dict = {}
 
 
-def _init_worker(config, samples, threads) -> None:
+def _init_worker(config, data, threads) -> None:
     import sys
 
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(1, threads))
-    _WORKER["config"], _WORKER["samples"] = config, samples
+    _WORKER["config"], _WORKER["data"] = config, data
 
 
 def _worker_cell(cell):
-    return cell, run_cell(_WORKER["config"], _WORKER["samples"], *cell)
+    samples, frames = _WORKER["data"]
+    return cell, run_cell(_WORKER["config"], samples, *cell, frames=frames)
 
 
-def _run_processes(config, samples, todo, execution, done) -> None:
+def _run_processes(config, data, todo, execution, done) -> None:
     import multiprocessing
 
     threads = execution.threads_per_worker or max(1, (os.cpu_count() or 1) // execution.workers)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(execution.workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, samples, threads)) as pool:
+                             initargs=(config, data, threads)) as pool:
         futures = [pool.submit(_worker_cell, cell) for cell in todo]
         for fut in as_completed(futures):
             done(*fut.result())
 
 
-def _dask_cell(config, samples, cell):
-    return cell, run_cell(config, samples, *cell)
+def _dask_cell(config, samples, frames, cell):
+    return cell, run_cell(config, samples, *cell, frames=frames)
 
 
-def _run_dask(config, samples, todo, execution, done) -> None:
+def _run_dask(config, data, todo, execution, done) -> None:
     from distributed import Client
     from distributed import as_completed as dask_completed
 
     with Client(execution.scheduler) as client:
-        data = client.scatter(samples, broadcast=True)
-        futures = [client.submit(_dask_cell, config, data, cell, pure=False) for cell in todo]
+        samples = client.scatter(data[0], broadcast=True)
+        frames = None if data[1] is None else client.scatter(data[1], broadcast=True)
+        futures = [client.submit(_dask_cell, config, samples, frames, cell, pure=False)
+                   for cell in todo]
         for fut in dask_completed(futures):
             done(*fut.result())
