@@ -197,3 +197,16 @@ def test_parse_segmenter_names():
     assert parse_segmenter("robust=x/y.pt").spec == "x/y.pt"
     with pytest.raises(InputError, match="duplicate"):
         _config(segmenters=("dog_otsu", "dog_otsu"))
+
+
+def test_rows_are_drawn_from_the_documented_stream(serial):
+    """A row's corruption is ``apply(sample, artefact, value, rng=stream(seed, sample, artefact,
+    value))`` - what ``cellrobust corrupt`` and the docs promise."""
+    from cellrobust import artefacts
+
+    table, _ = serial
+    row = table[(table["artefact"] == "illumination") & (table["severity_index"] == 3)
+                & (table["sample"] == "disc1")].iloc[0]
+    _, params = artefacts.apply(discs()[1], "illumination", row["severity"],
+                                rng=artefacts.stream(0, "disc1", "illumination", row["severity"]))
+    assert json.loads(row["params"])["centres_yx"] == np.asarray(params["centres_yx"]).tolist()

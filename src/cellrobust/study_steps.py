@@ -244,8 +244,8 @@ def _gallery_rows(sample, artefact_names, seed):
         items = []
         for level in range(1, 6):
             value = art.ladder[level]
-            out, _ = artefacts.apply(sample, name, value, rng=derive_rng(seed, sample.name,
-                                                                         name, level))
+            out, _ = artefacts.apply(sample, name, value,
+                                     rng=artefacts.stream(seed, sample.name, name, value))
             items.append((f"level {level}: {value:g} {art.unit}"[:38], out.image))
         rows[name] = items
     return rows
@@ -267,7 +267,7 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
     for name in config.artefacts[:4]:
         values = severities[name]
         idx = max(1, (2 * (len(values) - 1)) // 3) if len(values) > 1 else 0
-        rng = derive_rng(config.seed, sample.name, name, idx)  # the sweep's own stream
+        rng = artefacts.stream(config.seed, sample.name, name, values[idx])  # the sweep's
         corrupted, _ = artefacts.apply(sample, name, values[idx], rng=rng)
         image = np.asarray(corrupted.image, np.float32)[None]
         preds = {spec.name: np.asarray(load_segmenter(spec).segment(image))[0]

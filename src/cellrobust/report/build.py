@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cellrobust import robustness as rb
-from cellrobust._io import write_text
+from cellrobust._io import atomic_path, write_text
 from cellrobust._validation import DataError
 from cellrobust.report import plots
 from cellrobust.report.html import Figure, ReportContent, render_html
@@ -183,6 +183,11 @@ def _figures(table, score_table, folder, opts) -> list[Figure]:
     return figs
 
 
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:  # a reader never sees a half-written table
+        frame.to_csv(tmp, index=False)
+
+
 def build_report(results_dir: str | Path, options: ReportOptions = ReportOptions()) -> Path:
     """Write scores, figures, ``report.html`` and ``summary.md`` into ``results_dir``.
 
@@ -195,15 +200,15 @@ def build_report(results_dir: str | Path, options: ReportOptions = ReportOptions
     table = read_results(folder)
     opts = options
     score_table = rb.scores(table, opts.metric, reference=opts.reference, average=opts.average)
-    score_table.to_csv(folder / "scores.csv", index=False)
+    _write_csv(score_table, folder / "scores.csv")
     curve = rb.curves(table, opts.metric, average=opts.average, n_boot=opts.n_boot,
                       seed=opts.seed)
-    curve.to_csv(folder / "curves.csv", index=False)
+    _write_csv(curve, folder / "curves.csv")
     paired = None
     if {opts.robust, opts.baseline} <= set(table["segmenter"]):
         paired = rb.paired_differences(table, opts.robust, opts.baseline, opts.metric,
                                        average=opts.average, n_boot=opts.n_boot, seed=opts.seed)
-        paired.to_csv(folder / "paired.csv", index=False)
+        _write_csv(paired, folder / "paired.csv")
     figs = _figures(table, score_table, folder, opts)
     run = _run_info(folder, table)
     finds = findings(table, score_table, opts)

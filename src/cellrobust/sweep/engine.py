@@ -1,14 +1,16 @@
 """Models x artefacts x severities x images -> one tidy results table.
 
 One *cell* = one artefact at one severity index. A cell corrupts every image once, with the
-stream ``derive_rng(seed, sample name, artefact, severity index)`` - so every segmenter sees the
-same corrupted image (a paired comparison) and any row can be regenerated alone - then
+stream ``artefacts.stream(seed, sample name, artefact, severity value)`` - so every segmenter
+sees the same corrupted image (a paired comparison), any row can be regenerated alone (also
+with ``cellrobust corrupt``, which uses the same streams), and a severity value shared by two
+sweeps (a ladder and a grid, say) gives the same image in both - then
 segments the corrupted images with every segmenter in batches and counts, per image: pixel
 TP/FP/FN/TN, instances matched at each IoU threshold, cell counts and the runtime.
 
 A frame-level artefact (``cell_size``) does not corrupt the fixed patches: each of its cells
 cuts its own ``patch_size`` windows from the evaluation frames with the stream
-``derive_rng(seed, frame name, artefact, severity index)``, so the images (and how many there
+``artefacts.stream(seed, frame name, artefact, severity value)``, so the images (and how many there
 are) differ between its severities while every segmenter still sees the same ones.
 """
 
@@ -24,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellrobust._rng import derive_rng
 from cellrobust._validation import InputError, check_choice, collect_errors
 from cellrobust.sweep.store import BASE_COLUMNS, threshold_columns
 
@@ -199,12 +200,12 @@ def load_segmenter(spec: SegmenterSpec):
     return _CACHE[key]
 
 
-def _corrupt(samples, artefact: str, index: int, value: float, config: SweepConfig):
+def _corrupt(samples, artefact: str, value: float, config: SweepConfig):
     from cellrobust import artefacts
 
     out = []
     for s in samples:
-        rng = derive_rng(config.seed, s.name, artefact, index)
+        rng = artefacts.stream(config.seed, s.name, artefact, value)
         corrupted, params = artefacts.apply(s, artefact, value, rng=rng,
                                             normalise=config.normalise)
         out.append((corrupted.with_(name=s.name),
@@ -212,7 +213,9 @@ def _corrupt(samples, artefact: str, index: int, value: float, config: SweepConf
     return out
 
 
-def _cut_from_frames(frames, art, index: int, value: float, config: SweepConfig):
+def _cut_from_frames(frames, art, value: float, config: SweepConfig):
+    from cellrobust import artefacts
+
     if not frames:
         raise InputError(f"artefact {art.name!r} cuts its patches from whole frames, but the "
                          "sweep was given none; pass frames=... (cellrobust study and sweep "
@@ -220,7 +223,7 @@ def _cut_from_frames(frames, art, index: int, value: float, config: SweepConfig)
     normalise = config.normalise or art.default_normalise
     out = []
     for frame in frames:
-        rng = derive_rng(config.seed, frame.name, art.name, index)
+        rng = artefacts.stream(config.seed, frame.name, art.name, value)
         for crop, params in art.frame_kernel(frame, value, rng, size=int(config.patch_size),
                                              normalise=normalise):
             out.append((crop, json.dumps(params, sort_keys=True, default=_jsonable)))
@@ -291,9 +294,9 @@ def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int, 
     art = artefacts.get(artefact)
     unit = art.unit
     if art.frame_kernel is not None:
-        corrupted = _cut_from_frames(frames, art, index, value, config)
+        corrupted = _cut_from_frames(frames, art, value, config)
     else:
-        corrupted = _corrupt(samples, artefact, index, value, config)
+        corrupted = _corrupt(samples, artefact, value, config)
     images = [c.image for c, _ in corrupted]
     rows = []
     for spec in config.segmenters:
