@@ -131,3 +131,53 @@ def test_quick_preset_shows_main_effect(tmp_path):
         strong = d[(d["artefact"] == art) & (d["severity_index"] >= 4)]
         assert (strong["diff"] > 0).all(), strong
     assert report.is_file()
+
+
+def _parsed(*argv):
+    from cellrobust.cli import build_parser
+    from cellrobust.cli.study import study_config
+
+    return study_config(build_parser().parse_args(["study", *argv]))
+
+
+def test_study_json_reproduces_the_resolved_config(tmp_path):
+    from cellrobust._io import write_json
+    from cellrobust.study import describe
+
+    config = resolve_study("nma", seed=5, n_eval_frames=2, train={"lr": 3e-4},
+                           severities={"speckle": (0.0, 0.05)})
+    write_json(tmp_path / "study.json", describe(config))
+    assert _parsed("--config", str(tmp_path / "study.json")) == config
+    again = _parsed("--config", str(tmp_path / "study.json"), "--seed", "0", "--patches", "2")
+    assert again.seed == 0 and again.patches_per_frame == 2 and again.train == config.train
+    from cellrobust.study_steps import _train_config
+
+    quick = resolve_study("quick")  # nested tuples come back as lists: same training configs
+    write_json(tmp_path / "quick.json", describe(quick))
+    back = _parsed("--config", str(tmp_path / "quick.json"))
+    assert all(_train_config(back, r) == _train_config(quick, r) for r in quick.recipes)
+
+
+def test_set_overrides_any_field_including_nested_ones():
+    config = _parsed("--set", "train.model.width=16", "--set", "train.lr=5e-4",
+                     "--set", "n_val_frames=2", "--set", "figure_formats=[png]",
+                     "--set", "recipe_train.artefact.epochs=3", "--epochs", "4")
+    assert config.train["model"] == {"width": 16, "batchnorm": True}  # merged, not replaced
+    assert config.train["lr"] == 5e-4 and config.train["epochs"] == 4
+    assert config.n_val_frames == 2 and config.figure_formats == ("png",)
+    assert config.recipe_train["artefact"]["epochs"] == 3
+    preset_ranges = PRESETS["quick"]["recipe_train"]["artefact"]["artefacts"]
+    assert config.recipe_train["artefact"]["artefacts"] == preset_ranges  # kept beside epochs
+
+
+def test_bad_config_file_and_assignments_are_one_line_usage_errors(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("n_eval_frame: 2\n")
+    for argv in (["--config", str(tmp_path / "missing.json")],
+                 ["--config", str(tmp_path / "bad.yaml")],
+                 ["--set", "train.lr"], ["--set", "bogus=1"]):
+        assert main(["study", *argv, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("cellrobust: error:") for line in err)
+    assert "not found" in err[0] and "n_eval_frame" in err[1] and "n_eval_frames" in err[1]
+    assert "KEY=VALUE" in err[2] and "bogus" in err[3]
+    assert not (tmp_path / "r").exists()

@@ -22,7 +22,8 @@ from cellrobust import __version__
 from cellrobust._io import write_json
 from cellrobust._validation import InputError, check_choice, collect_errors
 
-__all__ = ["PRESETS", "StudyConfig", "preset_names", "resolve_study", "run_study"]
+__all__ = ["PRESETS", "StudyConfig", "deep_merge", "load_study_file", "preset_names",
+           "resolve_study", "run_study"]
 
 RECIPES = ("original", "augmented", "artefact", "nma")
 
@@ -116,6 +117,9 @@ class StudyConfig:
         object.__setattr__(self, "artefacts", arts)
         for name in ("recipes", "models", "baselines", "thresholds", "figure_formats"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.severities, Mapping):  # e.g. read back from study.json (lists)
+            object.__setattr__(self, "severities",
+                               {k: tuple(v) for k, v in self.severities.items()})
         errors = []
         errors += _unknown("artefacts", arts, artefacts.names())
         errors += _unknown("recipes", self.recipes, RECIPES)
@@ -152,12 +156,58 @@ def resolve_study(preset: str = "quick", **overrides) -> StudyConfig:
     if unknown:
         raise InputError(f"overrides: unknown {unknown}; valid names are: {sorted(fields_)}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    for key in ("train", "recipe_train"):  # merged with the preset's, not replacing it
+    for key in ("train", "recipe_train"):  # merged into the preset's, not replacing it
         if overrides.get(key):
-            values[key] = {**PRESETS[preset].get(key, {}), **overrides[key]}
+            values[key] = deep_merge(PRESETS[preset].get(key, {}), overrides[key])
     if values.get("data") == "required" and overrides.get("data"):
         values["data"] = overrides["data"]
     return StudyConfig(preset=preset, **values)
+
+
+def deep_merge(base: Mapping, update: Mapping) -> dict:
+    """``base`` with ``update`` applied; nested mappings are merged key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_study_file(path: str | Path) -> tuple[str | None, dict]:
+    """(preset, overrides) from a study file: the ``study.json`` a run wrote next to its results
+    (re-running it reproduces that run) or a YAML/JSON mapping of :class:`StudyConfig` fields.
+
+    Raises
+    ------
+    InputError
+        Missing or unparsable file, not a mapping, or unknown field names (valid ones listed).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--config: {path} not found; give a study.json written by a run or "
+                         "a YAML/JSON file of study fields")
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise InputError(f"--config: {path} is not valid YAML/JSON ({exc})".splitlines()[0]) \
+            from None
+    if isinstance(data, Mapping) and isinstance(data.get("config"), Mapping):
+        data = data["config"]  # a study.json: the resolved configuration of a run
+    if not isinstance(data, Mapping):
+        raise InputError(f"--config: {path} must hold a mapping of study fields, "
+                         f"found {type(data).__name__}")
+    fields_ = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(data) - fields_)
+    if unknown:
+        raise InputError(f"--config: {path}: unknown fields {unknown}; valid names are: "
+                         f"{sorted(fields_)}")
+    data = dict(data)
+    data.pop("description", None)
+    return data.pop("preset", None), data
 
 
 def describe(config: StudyConfig) -> dict:

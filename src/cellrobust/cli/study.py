@@ -48,7 +48,15 @@ def _register_study(subparsers) -> None:
         "a single-file HTML report. Presets: quick (simulated data, <= 10 min on 2 cores), "
         "paper (PhC-C2DL-PSC protocol, needs --data), nma (speckle, Neuromatch), full (every "
         "artefact).")
-    p.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
+    p.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default quick, or the "
+                   "--config file's)")
+    p.add_argument("--config", metavar="FILE",
+                   help="study file: a run's study.json (reproduces that run) or a YAML/JSON "
+                   "mapping of study fields; flags override it")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assign",
+                   help="override any study field (YAML value; dotted keys reach nested "
+                   "ones): --set n_val_frames=2 --set train.lr=5e-4 --set "
+                   "recipe_train.artefact.epochs=3 --set figure_formats=[png]; repeatable")
     p.add_argument("--data", metavar="PATH", help="data set (default: embedded simulator)")
     p.add_argument("--out", metavar="DIR", help="results folder (default results/<preset>)")
     p.add_argument("--model", action="append", default=None, metavar="[NAME=]CKPT",
@@ -66,27 +74,63 @@ def _register_study(subparsers) -> None:
     p.add_argument("--metric", help="scored metric (default jaccard)")
     p.add_argument("--reference", help="reference segmenter of CE (default dog_otsu)")
     _add_run_options(p)
-    p.set_defaults(func=_study)
+    p.set_defaults(func=_study, seed=None)  # None: the --config file's seed, else 0
+
+
+def _assignment(text: str) -> dict:
+    """``"a.b=VALUE"`` -> ``{"a": {"b": value}}`` (VALUE parsed as YAML; 5e-4 is a number)."""
+    import yaml
+
+    from cellrobust._validation import InputError
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not k for k in key.strip().split(".")):
+        raise InputError(f"--set: expected KEY=VALUE (e.g. train.lr=5e-4), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise InputError(f"--set {key}: cannot parse the value {raw!r} as YAML") from None
+    if isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 5e-4 as a string
+        except ValueError:
+            pass
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def study_config(args):
+    """The :class:`~cellrobust.study.StudyConfig` of parsed ``study`` flags: preset, then the
+    ``--config`` file, then ``--set`` assignments, then the named flags."""
+    from cellrobust.study import deep_merge, load_study_file, resolve_study
+
+    preset, overrides = (None, {}) if args.config is None else load_study_file(args.config)
+    for text in args.assign:
+        overrides = deep_merge(overrides, _assignment(text))
+    recipes = args.recipes
+    if recipes == ("none",) or recipes is None and args.model:
+        recipes = ()
+    flags = dict(
+        data=args.data, models=tuple(args.model or ()) or None, recipes=recipes,
+        baselines=args.baselines, artefacts=args.artefacts, severities=args.severities,
+        thresholds=args.thresholds, n_train_frames=args.train_frames,
+        n_eval_frames=args.eval_frames, patches_per_frame=args.patches,
+        patch_size=args.patch_size, n_boot=args.n_boot, metric=args.metric,
+        reference=args.reference, workers=args.workers,
+        scheduler=args.scheduler, batch_size=args.batch_size, seed=args.seed,
+        train={"epochs": args.epochs} if args.epochs else None)
+    overrides = deep_merge(overrides, {k: v for k, v in flags.items() if v is not None})
+    return resolve_study(args.preset or preset or "quick", **overrides)
 
 
 def _study(args) -> int:
     from pathlib import Path
 
-    from cellrobust.study import resolve_study, run_study
+    from cellrobust.study import run_study
 
-    recipes = args.recipes
-    if recipes == ("none",) or recipes is None and args.model:
-        recipes = ()
-    config = resolve_study(
-        args.preset, data=args.data, models=tuple(args.model or ()) or None, recipes=recipes,
-        baselines=args.baselines, artefacts=args.artefacts, severities=args.severities,
-        thresholds=args.thresholds, n_train_frames=args.train_frames,
-        n_eval_frames=args.eval_frames, patches_per_frame=args.patches,
-        patch_size=args.patch_size, n_boot=args.n_boot, metric=args.metric,
-        reference=args.reference, seed=args.seed, workers=args.workers,
-        scheduler=args.scheduler, batch_size=args.batch_size,
-        train={"epochs": args.epochs} if args.epochs else None)
-    out = Path(args.out or Path("results") / args.preset)
+    config = study_config(args)
+    out = Path(args.out or Path("results") / config.preset)
     with _Progress(args.quiet, "study") as bar:
         report = run_study(config, out, progress=bar.update, set_total=bar.set_total)
     print(f"report: {report.resolve()}")
