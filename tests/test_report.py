@@ -132,3 +132,17 @@ def test_renders_in_headless_chromium(built, tmp_path):
     keep = os.environ.get("CELLROBUST_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_report_cli_takes_the_study_robust_model_from_study_json(tmp_path, capsys):
+    from cellrobust._io import write_json
+    from cellrobust.study import describe, resolve_study
+
+    small = synthetic_table(n_images=3, levels=2, artefacts=("gaussian",))
+    small["segmenter"] = small["segmenter"].replace({"artefact": "nma"})
+    small.to_parquet(tmp_path / "results.parquet")
+    write_json(tmp_path / "study.json", describe(resolve_study("nma")))
+    assert main(["report", str(tmp_path), "--n-boot", "20"]) == 0
+    paired = pd.read_csv(tmp_path / "paired.csv")
+    assert set(paired["a"]) == {"nma"} and set(paired["b"]) == {"original"}
+    assert "robustness study (nma)" in (tmp_path / "report.html").read_text()

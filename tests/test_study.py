@@ -181,3 +181,12 @@ def test_bad_config_file_and_assignments_are_one_line_usage_errors(tmp_path, cap
     assert "not found" in err[0] and "n_eval_frame" in err[1] and "n_eval_frames" in err[1]
     assert "KEY=VALUE" in err[2] and "bogus" in err[3]
     assert not (tmp_path / "r").exists()
+
+
+def test_paired_differences_compare_the_study_robust_model():
+    from cellrobust.study_steps import robust_pair
+
+    assert robust_pair(resolve_study("nma")) == ("nma", "original")
+    assert robust_pair(resolve_study("quick")) == ("artefact", "original")
+    given = resolve_study("quick", recipes=(), models=("original=a.pt", "augmented=b.pt"))
+    assert robust_pair(given) == ("augmented", "original")

@@ -18,6 +18,7 @@ __all__ = [
     "plan",
     "preflight_eval",
     "report",
+    "robust_pair",
     "run_sweep",
     "sweep_config",
     "train_recipes",
@@ -276,10 +277,21 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
     plots.save_figure(plots.figure_examples(panels), figdir / "examples", config.figure_formats)
 
 
+def robust_pair(config) -> tuple[str, str]:
+    """(robust model, its comparison model) for the paired differences: the first of
+    ``artefact``, ``nma``, ``augmented`` among the study's models, against ``original``."""
+    from cellrobust.sweep import parse_segmenter
+
+    names = set(config.recipes) | {parse_segmenter(m).name for m in config.models}
+    robust = next((r for r in ("artefact", "nma", "augmented") if r in names), "artefact")
+    return robust, "original"
+
+
 def report(config, folder: Path) -> Path:
     from cellrobust.report import ReportOptions, build_report
 
+    robust, baseline = robust_pair(config)
     opts = ReportOptions(metric=config.metric, reference=config.reference, n_boot=config.n_boot,
                          seed=config.seed, title=f"cellrobust robustness study ({config.preset})",
-                         formats=config.figure_formats)
+                         formats=config.figure_formats, robust=robust, baseline=baseline)
     return build_report(folder, opts)

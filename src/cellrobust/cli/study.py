@@ -219,10 +219,32 @@ def _register_report(subparsers) -> None:
     p.add_argument("--reference", default="dog_otsu", help="reference segmenter of CE")
     p.add_argument("--average", default="micro", help="micro or macro")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates")
-    p.add_argument("--robust", default="artefact", help="model compared in paired differences")
-    p.add_argument("--baseline", default="original", help="its comparison model")
+    p.add_argument("--robust", help="model compared in paired differences (default: the "
+                   "study's robust model from study.json, else artefact)")
+    p.add_argument("--baseline", help="its comparison model (default original)")
     add_seed(p, default=0)
     p.set_defaults(func=_report)
+
+
+def _study_defaults(results_dir) -> tuple[str, str, str]:
+    """(robust model, baseline, title) of the study that wrote ``results_dir``, if any."""
+    from pathlib import Path
+
+    from cellrobust._validation import InputError
+    from cellrobust.report import ReportOptions
+    from cellrobust.study import load_study_file, resolve_study
+    from cellrobust.study_steps import robust_pair
+
+    defaults = ("artefact", "original", ReportOptions.title)
+    path = Path(results_dir) / "study.json"
+    if not path.is_file():
+        return defaults  # a plain 'cellrobust sweep' folder
+    try:
+        preset, overrides = load_study_file(path)
+        config = resolve_study(preset or "quick", **overrides)
+    except InputError:
+        return defaults  # written by another version: keep the generic defaults
+    return (*robust_pair(config), f"cellrobust robustness study ({config.preset})")
 
 
 def _report(args) -> int:
@@ -233,8 +255,9 @@ def _report(args) -> int:
     table = read_results(args.results_dir)
     check_choice("metric", args.metric, robustness.metric_names(table))
     check_choice("average", args.average, ("micro", "macro"))
+    robust, baseline, title = _study_defaults(args.results_dir)
     opts = ReportOptions(metric=args.metric, reference=args.reference, average=args.average,
-                         n_boot=args.n_boot, seed=args.seed, robust=args.robust,
-                         baseline=args.baseline)
+                         n_boot=args.n_boot, seed=args.seed, robust=args.robust or robust,
+                         baseline=args.baseline or baseline, title=title)
     print(f"report: {build_report(args.results_dir, opts).resolve()}")
     return 0
