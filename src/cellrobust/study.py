@@ -79,9 +79,10 @@ class StudyConfig:
     """A resolved study (see :data:`PRESETS`; fields are validated together).
 
     ``train`` overrides every recipe's ``TrainConfig``; ``recipe_train`` maps a recipe to
-    overrides for it alone (applied last). ``data`` None = the embedded simulator; ``*_frames`` None = all frames (simulator: its
-    default split sizes). ``models`` are extra segmenters (``name=checkpoint.pt``) evaluated
-    beside the trained ``recipes``; ``recipes=()`` skips training.
+    overrides for it alone (applied last). ``data`` None = the embedded simulator; ``*_frames``
+    None = all frames (simulator: its default split sizes). ``models`` are extra segmenters
+    (``name=checkpoint.pt``) evaluated beside the trained ``recipes``; ``recipes=()`` skips
+    training. :func:`load_study_file` reads one back from a run's ``study.json``.
     """
 
     preset: str = "quick"

@@ -25,5 +25,6 @@ from cellrobust.sweep.store import BASE_COLUMNS, ResultStore
 
 __all__ = [
     "BASE_COLUMNS", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig", "cell_list",
-    "columns", "frame_level", "parse_segmenter", "preflight", "resolve_severities", "run_cell", "run_sweep",
+    "columns", "frame_level", "parse_segmenter", "preflight", "resolve_severities", "run_cell",
+    "run_sweep",
 ]
