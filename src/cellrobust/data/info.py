@@ -63,7 +63,7 @@ class DatasetInfo:
                 f"foreground fraction: mean {fg['mean']:.4f} "
                 f"(min {fg['min']:.4f}, max {fg['max']:.4f})",
                 "object area (px):    " + ", ".join(f"{k} {v:.0f}" for k, v in area.items()),
-                f"instances:           "
+                "instances:           "
                 + ("approximate (connected components of binary masks)"
                    if self.approximate_instances else "exact (instance masks)"),
             ]

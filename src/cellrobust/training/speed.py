@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     combos = [(cl, bf) for cl in (False, True) for bf in (False, True)]
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for cl, bf in combos + ([(True, False)] if args.compile else []):
-            comp = args.compile and (cl, bf) == (True, False) and combos.count((cl, bf)) == 1
+        for cl, bf in combos:
             train = time_train_step(channels_last=cl, bf16=bf)
             infer = time_inference(batch=args.infer_batch, channels_last=cl, bf16=bf)
             print(f"threads={threads} channels_last={cl!s:5} bf16={bf!s:5} "
