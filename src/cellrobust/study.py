@@ -244,7 +244,7 @@ def run_study(
     write_json(out / "study.json", info)
     data = steps.load_data(config)
     sweep_config = steps.sweep_config(config, models={r: "(to train)" for r in config.recipes})
-    plan = steps.plan(config, sweep_config)
+    plan = steps.plan(config, sweep_config, data)
     if set_total:
         set_total(plan["total"])
     tick = progress or (lambda units, what: None)
@@ -253,7 +253,7 @@ def run_study(
                                  unit=plan["train_unit"])
     sweep_config = steps.sweep_config(config, models=models)
     steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick,
-                    frames=data["eval_frames"])
+                    frames=data["eval_frames"], weights=plan["cell_weights"])
     steps.image_figures(config, sweep_config, data["eval"], out)
     info["seconds_before_report"] = round(time.time() - started, 1)
     info["models"] = {k: str(v) for k, v in models.items()}

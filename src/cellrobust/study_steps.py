@@ -139,22 +139,44 @@ def sweep_config(config, *, models: dict):
                        patch_size=config.patch_size)
 
 
-def plan(config, sweep) -> dict:
-    """Work units for the progress bar: one per sweep cell; a training step weighted by its
-    pixels x passes relative to a cell's U-Net inference (forward + backward ~ 3 forwards)."""
-    from cellrobust.sweep import cell_list
+def _train_steps(tc, n_frames: int) -> float:
+    """Optimiser steps of one recipe's run (no early stop) on ``n_frames`` training frames."""
+    return tc.epochs * (tc.patches_per_epoch or tc.patches_per_frame * n_frames) / tc.batch_size
 
-    cells = len(cell_list(sweep))
+
+def _cell_images(sweep, data) -> dict:
+    """Images per sweep cell: the patches, or the windows a frame-level artefact cuts."""
+    from cellrobust import artefacts
+    from cellrobust.artefacts.geometry import patches_per_frame
+    from cellrobust.sweep import cell_list, resolve_severities
+
+    values = resolve_severities(sweep)
+    out = {}
+    for art, idx in cell_list(sweep):
+        if artefacts.get(art).frame_kernel is None:
+            out[(art, idx)] = len(data["eval"])
+        else:
+            out[(art, idx)] = sum(patches_per_frame(f.shape, values[art][idx],
+                                                    size=sweep.patch_size)
+                                  for f in data["eval_frames"])
+    return out
+
+
+def plan(config, sweep, data) -> dict:
+    """Work units for the progress bar, 1 unit = segmenting the evaluation patches once by
+    every segmenter (a patch-level sweep cell). A frame-level cell weighs its windows / the
+    patches; a training step its pixels x passes relative to one U-Net inference of the
+    evaluation patches (forward + backward ~ 3 forwards), shared among the segmenters."""
+    n_eval = max(1, len(data["eval"]))
+    weights = {c: n / n_eval for c, n in _cell_images(sweep, data).items()}
     unit, steps = 0.0, 0.0
     if config.recipes:
         tc = _train_config(config, config.recipes[0])
-        n_unets = len(config.recipes) + len(config.models)
-        n_eval = config.patches_per_frame * max(1, config.n_eval_frames or 8)
-        unit = 3 * tc.batch_size * tc.patch_size ** 2 / (n_unets * n_eval * config.patch_size ** 2)
-        steps = tc.epochs * (tc.patches_per_epoch or 6 * max(1, config.n_train_frames or 24)) \
-            / tc.batch_size
-    return {"total": cells + 1 + unit * steps * len(config.recipes), "train_unit": unit,
-            "cells": cells}
+        n_segs = max(1, len(sweep.segmenters))
+        unit = 3 * tc.batch_size * tc.patch_size ** 2 / (n_segs * n_eval * config.patch_size ** 2)
+        steps = _train_steps(tc, len(data["train"]))
+    return {"total": sum(weights.values()) + 1 + unit * steps * len(config.recipes),
+            "train_unit": unit, "cells": len(weights), "cell_weights": weights}
 
 
 def preflight_eval(config, patches, frames=None) -> None:
@@ -180,7 +202,7 @@ def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) ->
         tc = _train_config(config, recipe)
         run_dir = folder / recipe
         stamp = run_dir / "study_train.json"
-        steps = tc.epochs * (tc.patches_per_epoch or 6 * len(data["train"])) / tc.batch_size
+        steps = _train_steps(tc, len(data["train"]))
         if (run_dir / "best.pt").is_file() and stamp.is_file() \
                 and json.loads(stamp.read_text()) == json.loads(json.dumps(tc.to_dict())):
             out[recipe] = run_dir / "best.pt"
@@ -227,13 +249,16 @@ class _EpochWatcher:
         self.thread.join()
 
 
-def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=None):
+def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=None,
+              weights: dict | None = None):
+    """Run the sweep; ``tick`` the progress bar by each finished cell's weight."""
     from cellrobust.sweep import Execution
     from cellrobust.sweep import run_sweep as _run
 
     execution = Execution(workers=config.workers, scheduler=config.scheduler)
     return _run(sweep, patches, folder, frames=frames, execution=execution,
-                progress=lambda n: tick(n, "sweep"))
+                progress=lambda cells: tick(sum((weights or {}).get(c, 1.0) for c in cells),
+                                            "sweep"))
 
 
 def _gallery_rows(sample, artefact_names, seed):

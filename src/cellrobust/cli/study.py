@@ -204,7 +204,7 @@ def _sweep(args) -> int:
     with _Progress(args.quiet, "sweep") as bar:
         bar.set_total(len(cell_list(config)))
         table = run_sweep(config, samples, args.out, frames=frames, execution=execution,
-                          progress=lambda n: bar.update(n, "cells"))
+                          progress=lambda cells: bar.update(len(cells), "cells"))
     print(f"results: {len(table)} rows in {args.out}/results.parquet (and .csv)")
     return 0
 

@@ -118,7 +118,7 @@ def run_sweep(
     *,
     frames: Sequence | None = None,
     execution: Execution = Execution(),
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[list], None] | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep into ``results_dir``; return the assembled table.
 
@@ -135,7 +135,8 @@ def run_sweep(
     execution : Execution
         Serial, local processes, or a Dask scheduler.
     progress : callable, optional
-        Called with the number of cells just finished (also once for the reused ones).
+        Called with the list of ``(artefact, severity index)`` cells just finished (also once
+        with the reused ones).
 
     Returns
     -------
@@ -155,7 +156,7 @@ def run_sweep(
     cells = cell_list(config)
     todo = [c for c in cells if c not in store.done(cells)]
     if progress and len(cells) > len(todo):
-        progress(len(cells) - len(todo))
+        progress([c for c in cells if c not in todo])
     if todo:
         _dispatch(config, (samples, frames), todo, store, execution, progress)
     return store.assemble(cells, columns(config))
@@ -166,7 +167,7 @@ def _dispatch(config, data, todo, store, execution, progress) -> None:
     def done(cell, rows):
         store.write(*cell, rows)
         if progress:
-            progress(1)
+            progress([cell])
 
     if execution.scheduler:
         _run_dask(config, data, todo, execution, done)
