@@ -190,3 +190,20 @@ def test_paired_differences_compare_the_study_robust_model():
     assert robust_pair(resolve_study("quick")) == ("artefact", "original")
     given = resolve_study("quick", recipes=(), models=("original=a.pt", "augmented=b.pt"))
     assert robust_pair(given) == ("augmented", "original")
+
+
+def test_progress_bar_never_drifts_past_its_total():
+    # hundreds of small updates used to be rounded one by one and overshot the total
+    from cellrobust.cli.study import _Progress
+
+    with _Progress(False, "t") as bar:
+        bar.set_total(50.0)
+        for _ in range(200):
+            bar.update(0.26, "sweep")
+            assert bar.bar.n <= bar.bar.total
+        assert bar.bar.n == pytest.approx(50.0)
+    with _Progress(False, "t") as bar:
+        bar.set_total(10.0)
+        for _ in range(100):
+            bar.update(0.049)
+        assert bar.bar.n == pytest.approx(4.9)

@@ -142,7 +142,7 @@ class _Progress:
     """One overall bar (work units, ETA) across training, sweep and report."""
 
     def __init__(self, quiet: bool, desc: str) -> None:
-        self.quiet, self.desc, self.bar = quiet, desc, None
+        self.quiet, self.desc, self.bar, self.done = quiet, desc, None, 0.0
 
     def __enter__(self):
         return self
@@ -156,9 +156,12 @@ class _Progress:
                             "[{elapsed}<{remaining}] {postfix}")
 
     def update(self, units: float, what: str = "") -> None:
+        # the exact sum is kept here: rounding each of hundreds of small updates drifted past
+        # the total; the bar gets the change of the (clamped) rounded sum
+        self.done += units
         if self.bar is not None:
             self.bar.set_postfix_str(what, refresh=False)
-            self.bar.update(round(units, 1))
+            self.bar.update(round(min(self.done, self.bar.total), 1) - self.bar.n)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
