@@ -146,3 +146,17 @@ def test_report_cli_takes_the_study_robust_model_from_study_json(tmp_path, capsy
     paired = pd.read_csv(tmp_path / "paired.csv")
     assert set(paired["a"]) == {"nma"} and set(paired["b"]) == {"original"}
     assert "robustness study (nma)" in (tmp_path / "report.html").read_text()
+
+
+def test_findings_name_best_under_corruption_not_only_the_steadiest():
+    # a segmenter poor on clean images can have the best rPC while being worse throughout
+    from cellrobust.report.build import findings
+
+    scores = pd.DataFrame({"segmenter": ["unet", "otsu"], "artefact": ["noise", "noise"],
+                           "clean": [0.80, 0.50], "mpc": [0.60, 0.48], "rpc": [0.75, 0.96]})
+    lines = findings(synthetic_table(n_images=2), scores, ReportOptions(n_boot=10))
+    assert lines[0] == ("noise: best jaccard under corruption (mPC) is unet (mPC 0.60, clean "
+                        "0.80, rPC 0.75); smallest relative loss (rPC) is otsu (rPC 0.96, but "
+                        "clean 0.50, mPC 0.48).")
+    same = findings(synthetic_table(n_images=2), scores.iloc[:1], ReportOptions(n_boot=10))
+    assert same[0].endswith("rPC 0.75).") and "smallest" not in same[0]

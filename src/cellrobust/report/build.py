@@ -93,9 +93,7 @@ def findings(table: pd.DataFrame, score_table: pd.DataFrame, opts: ReportOptions
     """Plain-language findings derived from the table (the main effect, collapse, counts)."""
     out = []
     for art, grp in score_table[score_table["artefact"] != "mean"].groupby("artefact"):
-        best = grp.sort_values("rpc", ascending=False).iloc[0]
-        out.append(f"{art}: most robust by rPC of {opts.metric} is {best['segmenter']} "
-                   f"(rPC {best['rpc']:.2f}, clean {best['clean']:.2f}).")
+        out.append(_most_robust(art, grp, opts.metric))
     segs = set(table["segmenter"])
     if {opts.robust, opts.baseline} <= segs:
         diffs = rb.paired_differences(table, opts.robust, opts.baseline, opts.metric,
@@ -109,6 +107,20 @@ def findings(table: pd.DataFrame, score_table: pd.DataFrame, opts: ReportOptions
                        f"[95% CI {top['lo']:+.3f}, {top['hi']:+.3f}] - {verdict}.")
     out += _failure_modes(table, opts.average)
     return out
+
+
+def _most_robust(art: str, grp: pd.DataFrame, metric: str) -> str:
+    """Best under corruption (mPC) and, when another, smallest relative loss (rPC): a
+    segmenter that is poor on clean images can lose little and still be the worse choice."""
+    best = grp.sort_values("mpc", ascending=False).iloc[0]
+    steady = grp.sort_values("rpc", ascending=False).iloc[0]
+    text = (f"{art}: best {metric} under corruption (mPC) is {best['segmenter']} "
+            f"(mPC {best['mpc']:.2f}, clean {best['clean']:.2f}, rPC {best['rpc']:.2f})")
+    if steady["segmenter"] != best["segmenter"]:
+        text += (f"; smallest relative loss (rPC) is {steady['segmenter']} "
+                 f"(rPC {steady['rpc']:.2f}, but clean {steady['clean']:.2f}, "
+                 f"mPC {steady['mpc']:.2f})")
+    return text + "."
 
 
 def _failure_modes(table: pd.DataFrame, average: str) -> list[str]:
