@@ -160,3 +160,18 @@ def test_findings_name_best_under_corruption_not_only_the_steadiest():
                         "clean 0.50, mPC 0.48).")
     same = findings(synthetic_table(n_images=2), scores.iloc[:1], ReportOptions(n_boot=10))
     assert same[0].endswith("rPC 0.75).") and "smallest" not in same[0]
+
+
+def test_heatmap_of_many_artefacts_is_portrait():
+    arts = [f"art{i:02d}" for i in range(16)] + ["mean"]
+    segs = ["original", "artefact", "dog_otsu"]
+    scores = pd.DataFrame([dict(segmenter=s, artefact=a, metric="jaccard", rpc=0.5 + 0.01 * i)
+                           for s in segs for i, a in enumerate(arts)])
+    fig = plots.figure_heatmap(scores, "rpc")
+    width, height = fig.get_size_inches()
+    ax = fig.axes[0]
+    assert height > width
+    assert [t.get_text() for t in ax.get_yticklabels()] == arts  # mean last, down the side
+    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(segs)
+    few = plots.figure_heatmap(scores[scores["artefact"].isin(["art00", "art01", "mean"])])
+    assert [t.get_text() for t in few.axes[0].get_yticklabels()] == sorted(segs)

@@ -204,12 +204,23 @@ def _ap_lines(ax, part, colours, style, suffix=""):
                 label=seg + suffix)
 
 
-def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc") -> Figure:
-    """Segmenter x artefact heat map of one robustness score (e.g. ``rpc``, ``auc``, ``ce``)."""
+def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc", *,
+                   artefacts_as_rows: bool | None = None) -> Figure:
+    """Segmenter x artefact heat map of one robustness score (e.g. ``rpc``, ``auc``, ``ce``).
+
+    ``artefacts_as_rows`` (default: when there are more than 6 artefacts and more artefacts
+    than segmenters) puts the artefacts down the side, so a study of every artefact gives a
+    readable portrait figure instead of a strip 27 inches wide.
+    """
     grid = score_table.pivot(index="segmenter", columns="artefact", values=value)
     cols = [c for c in grid.columns if c != "mean"] + (["mean"] if "mean" in grid.columns else [])
     grid = grid[cols]
-    fig = Figure(figsize=(1.4 * len(cols) + 3, 0.55 * len(grid) + 1.8), layout="constrained")
+    if artefacts_as_rows is None:
+        artefacts_as_rows = len(cols) > 7 and len(cols) > len(grid)
+    if artefacts_as_rows:
+        grid = grid.T
+    fig = Figure(figsize=(1.4 * grid.shape[1] + 3, 0.55 * grid.shape[0] + 1.8),
+                 layout="constrained")
     ax = fig.subplots()
     data = grid.to_numpy(float)
     cmap = "RdYlGn_r" if value in ("ce", "rel_ce") else "RdYlGn"
@@ -219,8 +230,8 @@ def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc") -> Figure:
     for (i, j), v in np.ndenumerate(data):
         ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
                 fontsize=8)
-    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
-    ax.set_yticks(range(len(grid)), grid.index)
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_yticks(range(grid.shape[0]), grid.index)
     metric = score_table["metric"].iloc[0] if "metric" in score_table else ""
     ax.set_title(f"{value} of {metric}")
     fig.colorbar(im, ax=ax, shrink=0.8)
