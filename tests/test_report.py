@@ -175,3 +175,16 @@ def test_heatmap_of_many_artefacts_is_portrait():
     assert [t.get_text() for t in ax.get_xticklabels()] == sorted(segs)
     few = plots.figure_heatmap(scores[scores["artefact"].isin(["art00", "art01", "mean"])])
     assert [t.get_text() for t in few.axes[0].get_yticklabels()] == sorted(segs)
+
+
+def test_heatmap_turns_at_seven_artefacts_not_counting_the_mean():
+    segs = ["original", "artefact", "dog_otsu"]
+
+    def labels(n):
+        arts = [f"art{i}" for i in range(n)] + ["mean"]
+        scores = pd.DataFrame([dict(segmenter=s, artefact=a, metric="jaccard", rpc=0.5)
+                               for s in segs for a in arts])
+        return [t.get_text() for t in plots.figure_heatmap(scores).axes[0].get_yticklabels()]
+
+    assert labels(6) == sorted(segs)
+    assert labels(7)[:7] == [f"art{i}" for i in range(7)]

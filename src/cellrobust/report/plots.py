@@ -216,7 +216,8 @@ def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc", *,
     cols = [c for c in grid.columns if c != "mean"] + (["mean"] if "mean" in grid.columns else [])
     grid = grid[cols]
     if artefacts_as_rows is None:
-        artefacts_as_rows = len(cols) > 7 and len(cols) > len(grid)
+        n_artefacts = len(cols) - ("mean" in cols)
+        artefacts_as_rows = n_artefacts > 6 and n_artefacts > len(grid)
     if artefacts_as_rows:
         grid = grid.T
     fig = Figure(figsize=(1.4 * grid.shape[1] + 3, 0.55 * grid.shape[0] + 1.8),
