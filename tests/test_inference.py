@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 from cellrobust import InputError
 from cellrobust.data.sample import Sample
 from cellrobust.models.checkpoint import save_checkpoint
-from cellrobust.models.inference import UNetSegmenter, predict_tiled
+from cellrobust.models.inference import predict_tiled
+from cellrobust.segmenters.unet import UNetSegmenter
 from cellrobust.models.unet import UNetConfig, build_unet, normalise
-from cellrobust.models.writer import output_path, to_uint16
+from cellrobust.stages.predict import output_path, to_uint16
 
 torch.set_num_threads(1)
 

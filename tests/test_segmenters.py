@@ -149,7 +149,9 @@ def test_evaluate_cli_model_and_pred(tmp_path, rng, capsys):
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["n_images"] == 2 and summary["pixel"]["micro"]["jaccard"] > 0.6
     config = json.loads((out / "config.json").read_text())
-    assert config["metrics"]["thresholds"] == [0.5, 0.75] and config["options"] == {"min_size": 3}
+    assert config["config"]["metrics"]["thresholds"] == [0.5, 0.75]
+    assert config["config"]["model"] == "otsu,min_size=3"
+    assert config["segmenters"]["otsu"]["options"]["min_size"] == 3
     # perfect predictions from a folder: every score is 1
     preds = tmp_path / "pred"
     preds.mkdir()
@@ -248,7 +250,8 @@ def test_evaluate_on_patches_crops_models_and_predictions_alike(tmp_path, rng):
     names_p = pd.read_csv(tmp_path / "p" / "metrics_per_image.csv").iloc[:, 0].tolist()
     assert names_m == names_p and names_m[0].endswith("/p0")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["patches"] == {"n": 3, "size": 48, "seed": 4}
+    assert (config["config"]["patches"], config["config"]["patch_size"],
+            config["config"]["seed"]) == (3, 48, 4)
     # another seed gives other crops
     assert main(["evaluate", "--model", "otsu", "--out", str(tmp_path / "s"), "--data",
                  str(data), "--patches", "3", "--patch-size", "48", "--seed", "5",
@@ -265,7 +268,7 @@ def test_evaluate_reads_the_files_cellrobust_predict_writes(tmp_path, rng):
 
     from cellrobust.cli import main
     from cellrobust.data import open_dataset
-    from cellrobust.models.writer import output_path
+    from cellrobust.stages.predict import output_path
 
     data = _write_dataset(tmp_path / "d", rng)
     preds = tmp_path / "pred"

@@ -31,6 +31,8 @@ from _sweep_fakes import discs
 SEGS = ("py:_sweep_fakes:thresh", "py:_sweep_fakes:strict")
 ARTS = ("gaussian_noise", "illumination")
 
+CODE = Execution(allow_code=True)  # the fakes are py: segmenters
+
 
 def _config(**kw):
     return SweepConfig(segmenters=kw.pop("segmenters", SEGS), artefacts=kw.pop("artefacts", ARTS),
@@ -44,14 +46,17 @@ def _strip(table: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
     folder = tmp_path_factory.mktemp("serial")
-    return run_sweep(_config(), discs(), folder), folder
+    return run_sweep(_config(), discs(), folder, execution=CODE), folder
 
 
 def test_schema_and_shape(serial):
     table, folder = serial
     assert list(table.columns[: len(BASE_COLUMNS)]) == list(BASE_COLUMNS)
     assert {"tp@0.50", "fp@0.90", "fn@0.70", "sum_iou@0.60"} <= set(table.columns)
-    assert len(table) == 2 * 2 * 6 * 4  # segmenters x artefacts x ladder levels x images
+    # segmenters x (artefacts x ladder levels + the raw clean reference) x images
+    assert len(table) == 2 * (2 * 6 + 1) * 4
+    clean = table[table["artefact"] == "none"]
+    assert set(clean["severity_index"]) == {0} and set(clean["unit"]) == {"none"}
     assert (folder / "results.parquet").is_file() and (folder / "results.csv").is_file()
     csv = pd.read_csv(folder / "results.csv")
     pd.testing.assert_frame_equal(_strip(csv), _strip(table), check_dtype=False)
@@ -76,7 +81,7 @@ def test_same_corruption_for_every_segmenter(serial):
 def test_any_row_regenerates_alone(serial):
     table, _ = serial
     samples = discs()
-    alone = run_cell(_config(), [samples[2]], "illumination", 4)
+    alone = run_cell(_config(), [samples[2]], "illumination", 4, allow_code=True)
     full = table[(table["artefact"] == "illumination") & (table["severity_index"] == 4)
                  & (table["sample"] == "disc2")]
     pd.testing.assert_frame_equal(
@@ -90,13 +95,13 @@ def test_dask_local_cluster_gives_identical_table(serial, tmp_path):
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
                                   dashboard_address=None) as cluster:
         out = run_sweep(_config(), discs(), tmp_path,
-                        execution=Execution(scheduler=cluster.scheduler_address))
+                        execution=Execution(scheduler=cluster.scheduler_address, allow_code=True))
     pd.testing.assert_frame_equal(_strip(out), _strip(table))
 
 
 def test_process_pool_gives_identical_table(serial, tmp_path):
     table, _ = serial
-    out = run_sweep(_config(), discs(), tmp_path, execution=Execution(workers=2))
+    out = run_sweep(_config(), discs(), tmp_path, execution=Execution(workers=2, allow_code=True))
     pd.testing.assert_frame_equal(_strip(out), _strip(table))
 
 
@@ -104,9 +109,9 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from _sweep_fakes import discs
-from cellrobust.sweep import SweepConfig, run_sweep
+from cellrobust.sweep import Execution, SweepConfig, run_sweep
 config = SweepConfig(segmenters={segs!r}, artefacts={arts!r})
-run_sweep(config, discs(), {folder!r})
+run_sweep(config, discs(), {folder!r}, execution=Execution(allow_code=True))
 print("finished")
 """
 
@@ -139,34 +144,34 @@ def test_resume_after_sigkill(serial, tmp_path):
     assert rerun.returncode == 0, err
     after = {p.name: p.stat().st_mtime_ns for p in _shards(cells)}
     assert not list(cells.glob(".*")), "temporary files of the killed run remain"
-    assert len(after) == 12
+    assert len(after) == 13  # 12 artefact cells + the raw clean reference
     assert all(after[name] == mtime for name, mtime in before.items()), "recomputed a cell"
     resumed = pd.read_parquet(tmp_path / "results.parquet")
     pd.testing.assert_frame_equal(_strip(resumed), _strip(table))
 
 
 def test_folder_of_other_sweep_is_refused(serial, tmp_path):
-    run_sweep(_config(artefacts=("illumination",)), discs(n=2), tmp_path)
+    run_sweep(_config(artefacts=("illumination",)), discs(n=2), tmp_path, execution=CODE)
     with pytest.raises(InputError, match="different sweep"):
-        run_sweep(_config(artefacts=("gaussian_noise",)), discs(n=2), tmp_path)
+        run_sweep(_config(artefacts=("gaussian_noise",)), discs(n=2), tmp_path, execution=CODE)
     out = run_sweep(_config(artefacts=("gaussian_noise",)), discs(n=2), tmp_path,
-                    execution=Execution(overwrite=True))
-    assert set(out["artefact"]) == {"gaussian_noise"}
+                    execution=Execution(overwrite=True, allow_code=True))
+    assert set(out["artefact"]) == {"gaussian_noise", "none"}
 
 
 def test_bad_input_reported_before_work(tmp_path):
     with pytest.raises(InputError, match="valid values are:.*gaussian_noise"):
-        run_sweep(_config(artefacts=("gausian_noise",)), discs(n=1), tmp_path)
+        run_sweep(_config(artefacts=("gausian_noise",)), discs(n=1), tmp_path, execution=CODE)
     with pytest.raises(InputError, match="segmenters: empty selection"):
         _config(segmenters=())
     with pytest.raises(InputError, match="artefacts: empty selection"):
         _config(artefacts=())
     with pytest.raises(InputError, match="empty selection, no images"):
-        run_sweep(_config(), [], tmp_path)
-    with pytest.raises(InputError, match="cannot load"):
-        run_sweep(_config(segmenters=("py:_sweep_fakes:nothing",)), discs(n=1), tmp_path)
+        run_sweep(_config(), [], tmp_path, execution=CODE)
+    with pytest.raises(InputError, match="has no 'nothing'"):
+        run_sweep(_config(segmenters=("py:_sweep_fakes:nothing",)), discs(n=1), tmp_path, execution=CODE)
     with pytest.raises(InputError, match="severities"):
-        run_sweep(_config(severities="nonsense"), discs(n=1), tmp_path)
+        run_sweep(_config(severities="nonsense"), discs(n=1), tmp_path, execution=CODE)
     assert not (tmp_path / "cells").exists()
 
 
@@ -187,7 +192,7 @@ def test_incompatible_input_size_reported_first(tmp_path):
     spec = "py:test_sweep:sized"
     samples = [s.with_(image=s.image[:, :40], labels=s.labels[:, :40]) for s in discs(n=2)]
     with pytest.raises(InputError, match="sized.*cannot process images of shape"):
-        run_sweep(_config(segmenters=(spec,)), samples, tmp_path)
+        run_sweep(_config(segmenters=(spec,)), samples, tmp_path, execution=CODE)
     assert not (tmp_path / "cells").exists()
 
 

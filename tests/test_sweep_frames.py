@@ -22,6 +22,8 @@ SEGS = ("py:_sweep_fakes:thresh", "py:_sweep_fakes:strict")
 SIZE = 32
 ZOOMS = (1.0, 0.5, 2.0)
 
+CODE = Execution(allow_code=True)  # the fakes are py: segmenters
+
 
 def _config(**kw):
     return SweepConfig(segmenters=SEGS, artefacts=("gaussian_noise", "cell_size"),
@@ -41,7 +43,7 @@ def _patches(frames):
 def serial(tmp_path_factory):
     folder = tmp_path_factory.mktemp("frames")
     frames = _frames()
-    return run_sweep(_config(), _patches(frames), folder, frames=frames), folder
+    return run_sweep(_config(), _patches(frames), folder, frames=frames, execution=CODE), folder
 
 
 def test_patches_per_severity_follow_the_area_ratio(serial):
@@ -86,13 +88,13 @@ def test_process_pool_and_dask_give_the_same_table(serial, tmp_path):
     frames = _frames()
     strip = lambda t: t.drop(columns=["runtime_s"])  # noqa: E731
     pooled = run_sweep(_config(), _patches(frames), tmp_path / "pool", frames=frames,
-                       execution=Execution(workers=2))
+                       execution=Execution(workers=2, allow_code=True))
     pd.testing.assert_frame_equal(strip(pooled), strip(table))
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
                                   dashboard_address=None) as cluster:
         out = run_sweep(_config(), _patches(frames), tmp_path / "dask", frames=frames,
-                        execution=Execution(scheduler=cluster.scheduler_address))
+                        execution=Execution(scheduler=cluster.scheduler_address, allow_code=True))
     pd.testing.assert_frame_equal(strip(out), strip(table))
 
 
@@ -109,20 +111,20 @@ def test_curves_score_severities_with_different_image_counts(serial):
 def test_frames_missing_is_reported_before_work(tmp_path):
     assert frame_level(_config()) == ["cell_size"]
     with pytest.raises(InputError, match="cell_size.*whole frames.*'zoom'"):
-        run_sweep(_config(), _patches(_frames()), tmp_path / "r")
+        run_sweep(_config(), _patches(_frames()), tmp_path / "r", execution=CODE)
     assert not (tmp_path / "r" / "cells").exists()
     with pytest.raises(InputError, match="whole frames"):
-        run_cell(_config(), _patches(_frames()), "cell_size", 1)
+        run_cell(_config(), _patches(_frames()), "cell_size", 1, allow_code=True)
     unlabelled = [f.with_(labels=None) for f in _frames()]
     with pytest.raises(InputError, match="frames: 2 images have no labels"):
-        run_sweep(_config(), _patches(_frames()), tmp_path / "u", frames=unlabelled)
+        run_sweep(_config(), _patches(_frames()), tmp_path / "u", frames=unlabelled, execution=CODE)
 
 
 def test_patch_level_sweeps_ignore_frames(tmp_path):
     config = SweepConfig(segmenters=SEGS, artefacts=("gaussian_noise",),
                          severities={"gaussian_noise": (0.0, 30.0)})
     frames = _frames()
-    with_frames = run_sweep(config, _patches(frames), tmp_path / "a", frames=frames)
-    without = run_sweep(config, _patches(frames), tmp_path / "b")
+    with_frames = run_sweep(config, _patches(frames), tmp_path / "a", frames=frames, execution=CODE)
+    without = run_sweep(config, _patches(frames), tmp_path / "b", execution=CODE)
     pd.testing.assert_frame_equal(with_frames.drop(columns=["runtime_s"]),
                                   without.drop(columns=["runtime_s"]))

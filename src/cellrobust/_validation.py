@@ -96,3 +96,33 @@ def collect_errors(errors: list[str], owner: str) -> None:
     """Raise one :class:`InputError` listing every problem found in ``owner`` at once."""
     if errors:
         raise InputError(f"invalid {owner}: " + "; ".join(errors))
+
+
+def parse_scalar(text: str) -> Any:
+    """The value of a ``KEY=VALUE`` option, the one rule for every command and file.
+
+    Integers and floats as Python reads them (``5e-4`` is a float, unlike YAML 1.1), then YAML
+    for the rest (``true``/``false``, ``null``, ``[1, 2]``, quoted strings); anything else is
+    the text itself.
+    """
+    import yaml
+
+    text = str(text).strip()
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text not in ("null", "~", "") else value
+
+
+def parse_assignment(text: str, *, owner: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, parse_scalar(value))``; ``owner`` names the option in errors."""
+    key, sep, value = str(text).partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"{owner}: expected KEY=VALUE, got {text!r}")
+    return key.strip(), parse_scalar(value)

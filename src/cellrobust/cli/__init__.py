@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from cellrobust import __version__
 
 # Modules under cellrobust.cli, each defining register(subparsers) -> None.
-STAGE_MODULES: tuple[str, ...] = ("data", "artefacts", "study", "evaluate", "model")
+STAGE_MODULES: tuple[str, ...] = ("data", "artefacts", "corrupt", "study", "sweep", "report",
+                                  "evaluate", "train", "predict", "export", "models")
 
 
 class _Parser(argparse.ArgumentParser):

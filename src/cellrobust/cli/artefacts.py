@@ -1,7 +1,4 @@
-"""``cellrobust artefacts list|gallery`` and ``cellrobust corrupt``: artefacts on the CLI.
-
-Both stages live here; :func:`register` adds the two top-level sub-commands.
-"""
+"""``cellrobust artefacts list|gallery``: the registered artefacts on the CLI."""
 
 from __future__ import annotations
 
@@ -11,9 +8,8 @@ from cellrobust.cli._common import add_seed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``artefacts`` and ``corrupt`` stages."""
+    """Add the ``artefacts`` stage."""
     _register_artefacts(subparsers)
-    _register_corrupt(subparsers)
 
 
 def _register_artefacts(subparsers) -> None:
@@ -37,31 +33,6 @@ def _register_artefacts(subparsers) -> None:
     add_seed(gallery)
     gallery.set_defaults(func=_gallery)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
-
-
-def _register_corrupt(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "corrupt", help="write corrupted copies of images (and masks for geometric artefacts)",
-        description="Apply one artefact at one severity to image files and write float32 "
-                    "TIFFs (plus resampled masks for geometric artefacts and params.json).")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    parser.add_argument("--artefact", required=True, metavar="NAME",
-                        help="artefact name (see 'cellrobust artefacts list')")
-    level = parser.add_mutually_exclusive_group(required=True)
-    level.add_argument("--severity", type=float, metavar="S",
-                       help="parameter value in the artefact's unit")
-    level.add_argument("--level", type=int, metavar="L", help="ladder level 0-5")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--masks", nargs="+", metavar="MASK",
-                        help="mask files paired in order with the inputs (geometric artefacts)")
-    parser.add_argument("--normalise", choices=("minmax", "clip", "none"),
-                        help="output normalisation (default: the artefact's own)")
-    parser.add_argument("--keep-dtype", action="store_true",
-                        help="round and clip back to the input dtype instead of float32")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="artefact option, e.g. psf=disk (repeatable)")
-    add_seed(parser)
-    parser.set_defaults(func=_corrupt)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -113,31 +84,4 @@ def _gallery(args: argparse.Namespace) -> int:
     sample = pick_patch(_load_sample(args), size=args.size)
     out = render_gallery(sample, args.out, artefacts=args.artefact, seed=args.seed)
     print(f"wrote {out}")
-    return 0
-
-
-def _parse_options(pairs: list[str]) -> dict:
-    import yaml
-
-    from cellrobust._validation import InputError
-
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"option: expected KEY=VALUE, got {pair!r}")
-        options[key] = yaml.safe_load(value)
-    return options
-
-
-def _corrupt(args: argparse.Namespace) -> int:
-    from cellrobust.artefacts.corrupt_files import CorruptJob, corrupt_files
-
-    job = CorruptJob(
-        inputs=tuple(args.inputs), artefact=args.artefact, severity=args.severity,
-        level=args.level, out=args.out, masks=tuple(args.masks or ()),
-        normalise=args.normalise, keep_dtype=args.keep_dtype,
-        options=_parse_options(args.option), seed=args.seed)
-    written = corrupt_files(job)
-    print(f"wrote {len(written)} image(s) to {args.out}")
     return 0

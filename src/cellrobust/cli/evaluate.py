@@ -12,6 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cellrobust.cli._common import (
+    SEGMENTER_HELP,
+    add_allow_code,
+    add_overwrite,
+    parse_thresholds,
+    with_options,
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` stage."""
@@ -27,11 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--pred", metavar="DIR", help="folder of predicted label images "
                       "(TIFF/PNG/NPY, one per frame, named like the frame's image or mask)")
-    what.add_argument("--model", metavar="SPEC",
-                      help="checkpoint (.pt) or baseline: dog_otsu, nlm_otsu, otsu")
+    what.add_argument("--model", metavar="SPEC", help=SEGMENTER_HELP.replace(", repeatable", ""))
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
-                   help="segmenter option, repeatable (e.g. sigma_low=4.7, method=skimage, "
-                   "min_size=20 for baselines; tile=512, tta=true for checkpoints)")
+                   help="segmenter option appended to --model's spec, repeatable (e.g. "
+                   "sigma_low=4.7 for a baseline; tile=512, tta=true for a checkpoint)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default results/evaluate/<model or pred name>)")
     p.add_argument("--thresholds", default="0.5:0.05:0.95", metavar="LIST",
@@ -43,75 +50,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--connectivity", type=int, default=8, choices=[8, 4],
                    help="connectivity of cell counts (default 8)")
     p.add_argument("--frames", type=int, default=None, metavar="N",
-                   help="evaluate only the first N frames")
+                   help="evaluate N evenly spaced frames (default all)")
     p.add_argument("--patches", type=int, default=None, metavar="N",
-                   help="score N random crops per frame instead of whole frames (the PSC "
-                   "studies' test protocol: 6)")
+                   help="score N seeded crops per frame instead of whole frames (the PSC "
+                   "studies' test protocol: 6; the same crops as sweep/study with --seed)")
     p.add_argument("--patch-size", type=int, default=256, metavar="PX",
                    help="side of the --patches crops (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of the crop positions (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_overwrite(p)
+    add_allow_code(p)
     p.set_defaults(func=handler)
 
 
-def parse_thresholds(text: str) -> tuple[float, ...]:
-    """``"0.5:0.05:0.95"`` or ``"0.5,0.75"`` -> thresholds rounded to 1e-6."""
-    from cellrobust._validation import InputError
-
-    try:
-        if ":" in text:
-            start, step, stop = (float(x) for x in text.split(":"))
-            n = int(round((stop - start) / step)) + 1
-            values = [start + i * step for i in range(n)]
-        else:
-            values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"thresholds: expected start:step:stop or a comma list, got {text!r}")
-    return tuple(round(v, 6) for v in values)
-
-
-def parse_options(items: list[str]) -> dict:
-    """``["sigma_low=4.7", "method=skimage"]`` -> ``{"sigma_low": 4.7, "method": "skimage"}``."""
-    import json
-
-    from cellrobust._validation import InputError
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"options: expected KEY=VALUE, got {item!r}")
-        try:
-            options[key.strip()] = json.loads(value)
-        except ValueError:
-            options[key.strip()] = value
-    return options
-
-
 def _default_name(args: argparse.Namespace) -> str:
-    """``dog_otsu``; ``runs/robust/best.pt`` -> ``robust-best``; ``--pred out/unet`` -> ``unet``."""
+    """``dog_otsu``; ``runs/robust/best.pt`` -> ``robust``; ``--pred out/unet`` -> ``unet``."""
     from pathlib import Path
+
+    from cellrobust.segmenters import parse_spec
 
     if args.pred:
         return Path(args.pred).resolve().name
-    path = Path(args.model)
-    return f"{path.parent.name}-{path.stem}" if path.suffix and path.parent.name else path.stem
+    return parse_spec(args.model).name
 
 
 def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cellrobust.metrics.evaluate import EvaluateConfig
-    from cellrobust.metrics.evaluate_run import run_evaluation
+    from cellrobust.stages.evaluate import EvaluateStageConfig, run
 
-    config = EvaluateConfig(thresholds=parse_thresholds(args.thresholds),
-                            criterion=args.criterion, average=args.average,
-                            connectivity=args.connectivity)
+    metrics = EvaluateConfig(thresholds=parse_thresholds(args.thresholds),
+                             criterion=args.criterion, average=args.average,
+                             connectivity=args.connectivity)
+    model = with_options(args.model, args.options) if args.model else None
+    if args.options and not args.model:
+        from cellrobust._validation import InputError
+
+        raise InputError("--set: segmenter options apply to --model, not to --pred")
     out = Path(args.out) if args.out else Path("results") / "evaluate" / _default_name(args)
+    config = EvaluateStageConfig(out=out, model=model, pred=args.pred, data=args.data,
+                                 split=args.split, frames=args.frames, patches=args.patches,
+                                 patch_size=args.patch_size, seed=args.seed, metrics=metrics,
+                                 overwrite=args.overwrite, allow_code=args.allow_code)
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    text = run_evaluation(config, data=args.data, split=args.split, pred=args.pred,
-                          model=args.model, out=out, frames=args.frames, log=log,
-                          options=parse_options(args.options), patches=args.patches,
-                          patch_size=args.patch_size, seed=args.seed)
-    print(text)
+    print(run(config, log=log))
     return 0

@@ -1,6 +1,6 @@
-"""Score predictions of a data set: per-image count rows, a summary, an AP-vs-IoU figure.
+"""Score predictions of a data set: per-image count rows and a summary.
 
-Used by ``cellrobust evaluate``. Per image the row holds counts only (pixel confusion counts,
+Used by ``cellrobust evaluate`` (:mod:`cellrobust.stages.evaluate`). Per image the row holds counts only (pixel confusion counts,
 object and cell counts, matched TP/FP/FN and summed IoU per threshold, SEG sums) in the column
 names of the results table (``tp_px``, ``tp@0.50``, ...); the summary derives the scores from
 them with the averaging stated.
@@ -11,16 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cellrobust._validation import InputError, collect_errors
 from cellrobust.metrics.aggregate import AVERAGES
-from cellrobust.metrics.counts import count_cells
 from cellrobust.metrics.dataset import match_dataset
 from cellrobust.metrics.instance import CRITERIA, DEFAULT_THRESHOLDS, MatchResult, match
-from cellrobust.metrics.pixel import pixel_counts, pixel_scores
+from cellrobust.metrics.pixel import pixel_scores
 from cellrobust.metrics.seg import SegCounts, seg_score
 
 
@@ -62,27 +60,20 @@ class EvaluateConfig:
         collect_errors(errors, "evaluation settings")
 
 
-def tau(t: float) -> str:
-    """Column suffix of a threshold: ``0.5 -> "0.50"``."""
-    return f"{t:.2f}"
-
-
 def image_row(name: str, true: np.ndarray, pred: np.ndarray, config: EvaluateConfig,
-              runtime_s: float = float("nan")) -> tuple[dict, MatchResult]:
-    """Counts of one image (results-table columns) and its :class:`MatchResult`."""
+              runtime_s: float = float("nan"), *,
+              instances: bool | None = None) -> tuple[dict, MatchResult]:
+    """Counts of one image (the results-table columns of :mod:`cellrobust.table`, plus the SEG
+    sums) and its :class:`MatchResult`."""
+    from cellrobust.table import counts_row
+
     result = match(true, pred, thresholds=config.thresholds, criterion=config.criterion,
                    empty=config.empty)
-    pixels = pixel_counts(true, pred)
     seg = seg_score(true, pred)
-    row = {"sample": name, **{f"{k}_px": v for k, v in pixels.items()},
-           "n_true": result.n_true, "n_pred": result.n_pred,
-           "count_true": count_cells(true, connectivity=config.connectivity),
-           "count_pred": count_cells(pred, connectivity=config.connectivity),
+    row = {"sample": name, **counts_row(true, pred, thresholds=config.thresholds,
+                                         connectivity=config.connectivity, instances=instances,
+                                         criterion=config.criterion),
            "seg_sum_jaccard": seg.sum_jaccard, "seg_n_ref": seg.n_ref, "runtime_s": runtime_s}
-    for i, t in enumerate(result.thresholds):
-        row.update({f"tp@{tau(t)}": int(result.tp[i]), f"fp@{tau(t)}": int(result.fp[i]),
-                    f"fn@{tau(t)}": int(result.fn[i]),
-                    f"sum_iou@{tau(t)}": float(result.sum_iou[i])})
     return row, result
 
 
@@ -148,31 +139,3 @@ def summary_table(summary: dict) -> list[dict]:
                     "fp": row["fp"], "fn": row["fn"], "pixel_jaccard": pixel["jaccard"],
                     "pixel_accuracy": pixel["accuracy"], "seg": summary["seg"]})
     return out
-
-
-def plot_ap_curve(summary: dict, path: str | Path, *, label: str = "") -> Path:
-    """AP (TP/(TP+FP+FN), DSB 2018 convention) against the matching threshold, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cellrobust._io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(4.5, 3.4), dpi=150)
-    for avg, style in (("micro", "-o"), ("macro", "--s")):
-        rows = summary["matching"][avg]
-        ax.plot([r["threshold"] for r in rows], [r["ap"] for r in rows], style, ms=3,
-                label=f"{label} ({avg})".strip())
-    ax.set_xlabel("IoU threshold")
-    ax.set_ylabel("AP = TP / (TP + FP + FN)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title(f"{summary['n_images']} images", fontsize=9)
-    fig.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return target

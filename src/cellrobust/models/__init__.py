@@ -15,7 +15,6 @@ _LAZY = {
     "normalise": "cellrobust.models.unet",
     "load_checkpoint": "cellrobust.models.checkpoint",
     "save_checkpoint": "cellrobust.models.checkpoint",
-    "UNetSegmenter": "cellrobust.models.inference",
     "predict_tiled": "cellrobust.models.inference",
 }
 

@@ -9,14 +9,10 @@ where the network lacks context, are discarded (the halo is rounded up to a mult
 within float rounding - there are no seams to blend. Frames are
 reflect-padded, so any size works. ``tta=True`` averages the 8 dihedral transforms.
 
-:class:`UNetSegmenter` wraps this in the :class:`~cellrobust.segmenters.Segmenter` protocol.
+:class:`cellrobust.segmenters.unet.UNetSegmenter` wraps this in the segmenter protocol.
 """
 
 from __future__ import annotations
-
-import os
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -132,72 +128,4 @@ def _predict_frame(model: UNet, image: np.ndarray, *, tile: int, halo: int, m: i
     return acc[:h, :w]
 
 
-@dataclass
-class UNetSegmenter:
-    """A trained U-Net as a :class:`~cellrobust.segmenters.Segmenter`.
-
-    Parameters
-    ----------
-    model : UNet
-    name : str
-    tile, halo, batch_size, tta : see :func:`predict_tiled`
-    threshold, fill_holes, min_size, watershed, connectivity :
-        Passed to :func:`cellrobust.models.postprocess.probabilities_to_labels`.
-    device : str
-    """
-
-    model: UNet
-    name: str = "unet"
-    tile: int = DEFAULT_TILE
-    halo: int = DEFAULT_HALO
-    batch_size: int = 2
-    tta: bool = False
-    threshold: float = 0.5
-    fill_holes: bool = False
-    min_size: int = 0
-    watershed: bool = False
-    connectivity: int = 8
-    device: str = "cpu"
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, *, name: str | None = None,
-                        device: str = "auto", threads: int | None = None,
-                        **options: Any) -> "UNetSegmenter":
-        """Load ``path`` (a cellrobust ``.pt``) with the normalisation stored in it."""
-        from cellrobust.models.checkpoint import load_checkpoint
-
-        known = {"tile", "halo", "batch_size", "tta", "threshold", "fill_holes", "min_size",
-                 "watershed", "connectivity"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"UNetSegmenter: unknown option(s) {unknown}; valid: "
-                             f"{sorted(known)}")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if threads:
-            torch.set_num_threads(threads)
-        model, _, meta = load_checkpoint(path, device=device)
-        model = model.to(memory_format=torch.channels_last)
-        default = os.path.splitext(os.path.basename(str(path)))[0]
-        return cls(model=model, name=name or f"unet:{default}", device=device, meta=meta,
-                   **options)
-
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) raw gray levels -> (N, H, W) float32 probabilities in [0, 1]."""
-        arr = np.asarray(images)
-        check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
-        return predict_tiled(self.model, arr, tile=self.tile, halo=self.halo,
-                             batch_size=self.batch_size, tta=self.tta, device=self.device)
-
-    def segment(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) raw gray levels -> (N, H, W) int32 instance labels."""
-        from cellrobust.models.postprocess import probabilities_to_labels
-
-        return probabilities_to_labels(
-            self.predict_proba(images), threshold=self.threshold,
-            connectivity=self.connectivity, fill_holes=self.fill_holes,
-            min_size=self.min_size, watershed=self.watershed).astype(np.int32)
-
-
-__all__ = ["predict_tiled", "UNetSegmenter", "DEFAULT_HALO", "DEFAULT_TILE"]
+__all__ = ["predict_tiled", "DEFAULT_HALO", "DEFAULT_TILE"]

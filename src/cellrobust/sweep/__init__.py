@@ -11,7 +11,9 @@ be spread over local processes or a Dask cluster (:class:`Execution`).
 """
 
 from cellrobust.sweep.engine import (
+    CLEAN,
     SegmenterSpec,
+    build_segmenters,
     SweepConfig,
     cell_list,
     columns,
@@ -21,10 +23,12 @@ from cellrobust.sweep.engine import (
     run_cell,
 )
 from cellrobust.sweep.runner import Execution, preflight, run_sweep
-from cellrobust.sweep.store import BASE_COLUMNS, ResultStore
+from cellrobust.sweep.store import ResultStore
+from cellrobust.table import BASE_COLUMNS
 
 __all__ = [
-    "BASE_COLUMNS", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig", "cell_list",
+    "BASE_COLUMNS", "CLEAN", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig",
+    "build_segmenters", "cell_list",
     "columns", "frame_level", "parse_segmenter", "preflight", "resolve_severities", "run_cell",
     "run_sweep",
 ]

@@ -16,7 +16,6 @@ are) differ between its severities while every segmenter still sees the same one
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -26,48 +25,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellrobust import table as schema
 from cellrobust._validation import InputError, check_choice, collect_errors
-from cellrobust.sweep.store import BASE_COLUMNS, threshold_columns
+from cellrobust.segmenters.spec import SegmenterSpec, parse_spec
 
 __all__ = [
+    "CLEAN",
     "SegmenterSpec",
     "SweepConfig",
+    "build_segmenters",
     "cell_list",
     "columns",
     "frame_level",
-    "load_segmenter",
     "parse_segmenter",
     "resolve_severities",
     "run_cell",
 ]
 
+#: The artefact name of the raw clean reference rows: every image as read, no artefact and
+#: no rescale - the "clean" of every score.
+CLEAN = "none"
+
+#: Kept for callers of the first version: the grammar's parser.
+parse_segmenter = parse_spec
+
 SEVERITY_MODES = ("ladder", "grid")
-
-
-@dataclass(frozen=True)
-class SegmenterSpec:
-    """A segmenter to sweep: display ``name`` and the ``spec`` that builds it.
-
-    ``spec`` is a baseline name (``"dog_otsu"``), a checkpoint path, or ``"py:module:attr"``
-    (a callable returning a :class:`~cellrobust.segmenters.Segmenter`, for external models).
-    """
-
-    name: str
-    spec: str
-
-
-def parse_segmenter(text: str) -> SegmenterSpec:
-    """``"name=spec"`` or ``"spec"`` (name: baseline name, checkpoint folder or file stem)."""
-    if "=" in text and not text.startswith("py:"):
-        name, spec = text.split("=", 1)
-        return SegmenterSpec(name.strip(), spec.strip())
-    if text.startswith("py:"):
-        return SegmenterSpec(text.rsplit(":", 1)[-1], text)
-    path = Path(text)
-    if path.suffix in (".pt", ".pth", ".onnx"):
-        name = path.parent.name if path.stem in ("best", "last", "model") else path.stem
-        return SegmenterSpec(name or path.stem, text)
-    return SegmenterSpec(text, text)
 
 
 @dataclass(frozen=True)
@@ -77,7 +59,7 @@ class SweepConfig:
     Attributes
     ----------
     segmenters : tuple of SegmenterSpec or str
-        Segmenters to compare (strings are parsed with :func:`parse_segmenter`).
+        Segmenters to compare, in the grammar of :mod:`cellrobust.segmenters.spec`.
     artefacts : tuple of str
         Registered artefact names.
     severities : {"ladder", "grid"} or str or mapping
@@ -97,21 +79,26 @@ class SweepConfig:
     patch_size : int
         Side (px) of the windows that frame-level artefacts cut from the frames; use the
         evaluation patch size.
+    clean_reference : bool
+        Add the raw clean rows (artefact :data:`CLEAN`): each image as read, segmented once,
+        the reference of every score. Severity index 0 of each artefact stays what that
+        artefact's identity gives (the studies' min-max rescale for illumination and noise).
     """
 
     segmenters: tuple = ()
     artefacts: tuple[str, ...] = ()
     severities: object = "ladder"
-    thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    thresholds: tuple[float, ...] = schema.DEFAULT_THRESHOLDS
     seed: int = 0
     batch_size: int = 4
     normalise: str | None = None
     connectivity: int = 8
     patch_size: int = 256
+    clean_reference: bool = True
     options: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        specs = tuple(s if isinstance(s, SegmenterSpec) else parse_segmenter(str(s))
+        specs = tuple(s if isinstance(s, SegmenterSpec) else parse_spec(str(s))
                       for s in self.segmenters)
         object.__setattr__(self, "segmenters", specs)
         object.__setattr__(self, "artefacts", tuple(self.artefacts))
@@ -137,7 +124,7 @@ class SweepConfig:
     def describe(self) -> dict:
         """JSON-serialisable description (written next to the results)."""
         out = asdict(self)
-        out["segmenters"] = [asdict(s) for s in self.segmenters]
+        out["segmenters"] = [{"name": s.name, "spec": s.spec} for s in self.segmenters]
         out["severities"] = {k: list(v) for k, v in resolve_severities(self).items()}
         return out
 
@@ -173,31 +160,25 @@ def resolve_severities(config: SweepConfig) -> dict[str, tuple[float, ...]]:
 
 
 def cell_list(config: SweepConfig) -> list[tuple[str, int]]:
-    """Every (artefact, severity index) cell of the sweep, in a fixed order."""
+    """Every (artefact, severity index) cell of the sweep, in a fixed order (the raw clean
+    reference cell ``(CLEAN, 0)`` first when the config asks for it)."""
     sev = resolve_severities(config)
-    return [(a, i) for a in config.artefacts for i in range(len(sev[a]))]
+    cells = [(CLEAN, 0)] if config.clean_reference else []
+    return cells + [(a, i) for a in config.artefacts for i in range(len(sev[a]))]
 
 
 def columns(config: SweepConfig) -> list[str]:
     """The table's columns, in order."""
-    return [*BASE_COLUMNS, *threshold_columns(config.thresholds)]
+    return [*schema.BASE_COLUMNS, *schema.threshold_columns(config.thresholds)]
 
 
-_CACHE: dict[tuple[str, str], object] = {}
+def build_segmenters(config: SweepConfig, *, allow_code: bool = False) -> dict[str, object]:
+    """The sweep's segmenters, built once for one run (no process-wide cache: a checkpoint
+    retrained at the same path is read afresh by the next sweep)."""
+    from cellrobust.segmenters import build_segmenter
 
-
-def load_segmenter(spec: SegmenterSpec):
-    """Build (once per process) the segmenter for ``spec``."""
-    key = (spec.name, spec.spec)
-    if key not in _CACHE:
-        if spec.spec.startswith("py:"):
-            module, _, attr = spec.spec[3:].rpartition(":")
-            _CACHE[key] = getattr(importlib.import_module(module), attr)()
-        else:
-            from cellrobust.segmenters import get_segmenter
-
-            _CACHE[key] = get_segmenter(spec.spec)
-    return _CACHE[key]
+    return {spec.name: build_segmenter(spec, allow_code=allow_code)
+            for spec in config.segmenters}
 
 
 def _corrupt(samples, artefact: str, value: float, config: SweepConfig):
@@ -264,46 +245,51 @@ def _segment_all(segmenter, images: list[np.ndarray], batch_size: int):
     return labels, runtime
 
 
-def _row_counts(true, pred, config: SweepConfig) -> dict:
-    from cellrobust.metrics import count_cells, match, pixel_counts
+def _instances(sample) -> bool | None:
+    """Whether a sample's labels are real instances (counted as labelled), from its meta."""
+    approximate = (getattr(sample, "meta", None) or {}).get("approximate_instances")
+    return None if approximate is None else not approximate
 
-    px = pixel_counts(true, pred)
-    m = match(true, pred, thresholds=config.thresholds)
-    row = {"tp_px": px["tp"], "fp_px": px["fp"], "fn_px": px["fn"], "tn_px": px["tn"],
-           "n_true": int(m.n_true), "n_pred": int(m.n_pred),
-           "count_true": count_cells(true, connectivity=config.connectivity),
-           "count_pred": count_cells(pred, connectivity=config.connectivity)}
-    for k, t in enumerate(config.thresholds):
-        row[f"tp@{t:.2f}"] = int(m.tp[k])
-        row[f"fp@{t:.2f}"] = int(m.fp[k])
-        row[f"fn@{t:.2f}"] = int(m.fn[k])
-        row[f"sum_iou@{t:.2f}"] = float(m.sum_iou[k])
-    return row
+
+def _clean_images(samples):
+    """The raw clean reference: every image as read (float32), nothing drawn."""
+    params = json.dumps({"artefact": CLEAN}, sort_keys=True)
+    return [(s.with_(image=np.asarray(s.image, dtype=np.float32)), params) for s in samples]
+
+
+def _cell_images(config: SweepConfig, samples, artefact: str, value: float, frames):
+    from cellrobust import artefacts
+
+    if artefact == CLEAN:
+        return _clean_images(samples), CLEAN
+    art = artefacts.get(artefact)
+    if art.frame_kernel is not None:
+        return _cut_from_frames(frames, art, value, config), art.unit
+    return _corrupt(samples, artefact, value, config), art.unit
 
 
 def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int, *,
-             frames: Sequence | None = None) -> pd.DataFrame:
+             frames: Sequence | None = None, segmenters: Mapping | None = None,
+             allow_code: bool = False) -> pd.DataFrame:
     """Compute every row of one cell (all segmenters x all images) and return them.
 
     ``samples`` are the fixed evaluation patches; ``frames`` the whole frames they came from,
-    needed only by frame-level artefacts (:func:`frame_level`).
+    needed only by frame-level artefacts (:func:`frame_level`). ``segmenters`` (name ->
+    segmenter, from :func:`build_segmenters`) are built here when not given.
     """
-    from cellrobust import artefacts
-
-    value = resolve_severities(config)[artefact][index]
-    art = artefacts.get(artefact)
-    unit = art.unit
-    if art.frame_kernel is not None:
-        corrupted = _cut_from_frames(frames, art, value, config)
-    else:
-        corrupted = _corrupt(samples, artefact, value, config)
+    value = 0.0 if artefact == CLEAN else resolve_severities(config)[artefact][index]
+    corrupted, unit = _cell_images(config, samples, artefact, value, frames)
+    if segmenters is None:
+        segmenters = build_segmenters(config, allow_code=allow_code)
     images = [c.image for c, _ in corrupted]
     rows = []
     for spec in config.segmenters:
-        labels, runtime = _segment_all(load_segmenter(spec), images, int(config.batch_size))
+        labels, runtime = _segment_all(segmenters[spec.name], images, int(config.batch_size))
         for (c, params), pred, rt in zip(corrupted, labels, runtime):
+            counts = schema.counts_row(c.labels, pred, thresholds=config.thresholds,
+                                       connectivity=config.connectivity,
+                                       instances=_instances(c))
             rows.append({"segmenter": spec.name, "artefact": artefact, "severity_index": index,
                          "severity": float(value), "unit": unit, "sample": c.name,
-                         "params": params, **_row_counts(c.labels, pred, config),
-                         "runtime_s": float(rt)})
+                         "params": params, **counts, "runtime_s": float(rt)})
     return pd.DataFrame(rows, columns=columns(config))

@@ -23,8 +23,8 @@ from cellrobust.sweep.engine import (
     SweepConfig,
     cell_list,
     columns,
+    build_segmenters,
     frame_level,
-    load_segmenter,
     resolve_severities,
     run_cell,
 )
@@ -36,12 +36,17 @@ __all__ = ["Execution", "preflight", "run_sweep"]
 @dataclass(frozen=True)
 class Execution:
     """How to run: ``workers`` local processes (1 = in this process) or a Dask ``scheduler``
-    address (``"tcp://host:8786"``; workers must have cellrobust installed)."""
+    address (``"tcp://host:8786"``; workers must have cellrobust installed).
+
+    ``allow_code`` permits ``py:`` segmenters (they import and run Python code): a permission
+    of whoever starts the run, never read from a configuration file.
+    """
 
     workers: int = 1
     scheduler: str | None = None
     threads_per_worker: int | None = None
     overwrite: bool = False
+    allow_code: bool = False
 
 
 def _data_digest(samples: Sequence) -> str:
@@ -53,11 +58,14 @@ def _data_digest(samples: Sequence) -> str:
     return h.hexdigest()
 
 
-def _spec_digest(spec: str) -> str:
-    path = Path(spec)
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    return spec
+def _spec_digest(spec) -> str:
+    """The model's content digest (file or folder) when the spec names one, else the spec."""
+    from cellrobust.segmenters import file_sha256
+
+    path = Path(spec.target)
+    if spec.kind != "py" and path.exists():
+        return file_sha256(path)
+    return spec.spec
 
 
 def _check_labelled(what: str, samples: Sequence) -> None:
@@ -69,13 +77,14 @@ def _check_labelled(what: str, samples: Sequence) -> None:
                          f"{unlabelled[0]}); the sweep scores against annotations")
 
 
-def preflight(config: SweepConfig, samples: Sequence, frames: Sequence | None = None) -> None:
+def preflight(config: SweepConfig, samples: Sequence, frames: Sequence | None = None, *,
+              allow_code: bool = False) -> dict:
     """Check everything that can fail before any work starts.
 
     Unknown artefacts/severities, empty selections, unlabelled images, frame-level artefacts
     without frames, unknown segmenters, and segmenters that cannot process the images (e.g. an
     input size the model cannot take) are reported here, by running each segmenter once on the
-    first image.
+    first image. Returns the segmenters built (name -> segmenter) for the run to use.
     """
     _check_labelled("samples", samples)
     resolve_severities(config)
@@ -90,8 +99,9 @@ def preflight(config: SweepConfig, samples: Sequence, frames: Sequence | None = 
     if len(set(names)) != len(names):
         raise InputError("samples: names must be unique (they seed the corruption streams)")
     probe = np.asarray(samples[0].image, dtype=np.float32)[None]
+    segmenters = build_segmenters(config, allow_code=allow_code)
     for spec in config.segmenters:
-        segmenter = _load_checked(spec)
+        segmenter = segmenters[spec.name]
         try:
             out = np.asarray(segmenter.segment(probe))
         except InputError as exc:
@@ -100,15 +110,7 @@ def preflight(config: SweepConfig, samples: Sequence, frames: Sequence | None = 
         if out.shape != probe.shape:
             raise InputError(f"segmenter {spec.name!r}: returned shape {out.shape} for images "
                              f"of shape {probe.shape}; it must return one label image each")
-
-
-def _load_checked(spec):
-    try:
-        return load_segmenter(spec)
-    except InputError:
-        raise
-    except (ImportError, AttributeError, FileNotFoundError) as exc:
-        raise InputError(f"segmenter {spec.name!r}: cannot load {spec.spec!r} ({exc})") from exc
+    return segmenters
 
 
 def run_sweep(
@@ -145,10 +147,10 @@ def run_sweep(
     """
     samples = list(samples)
     frames = list(frames or []) if frame_level(config) else None
-    preflight(config, samples, frames)
+    segmenters = preflight(config, samples, frames, allow_code=execution.allow_code)
     store = ResultStore(results_dir)
     description = {**config.describe(), "data": _data_digest(samples),
-                   "models": {s.name: _spec_digest(s.spec) for s in config.segmenters},
+                   "models": {s.name: _spec_digest(s) for s in config.segmenters},
                    "samples": [s.name for s in samples]}
     if frames is not None:
         description["frames"] = {"data": _data_digest(frames), "names": [f.name for f in frames]}
@@ -158,11 +160,11 @@ def run_sweep(
     if progress and len(cells) > len(todo):
         progress([c for c in cells if c not in todo])
     if todo:
-        _dispatch(config, (samples, frames), todo, store, execution, progress)
+        _dispatch(config, (samples, frames), todo, store, execution, progress, segmenters)
     return store.assemble(cells, columns(config))
 
 
-def _dispatch(config, data, todo, store, execution, progress) -> None:
+def _dispatch(config, data, todo, store, execution, progress, segmenters) -> None:
     """Run the ``todo`` cells; ``data`` = (samples, frames or None)."""
     def done(cell, rows):
         store.write(*cell, rows)
@@ -175,40 +177,91 @@ def _dispatch(config, data, todo, store, execution, progress) -> None:
         _run_processes(config, data, todo, execution, done)
     else:
         for cell in todo:
-            done(cell, run_cell(config, data[0], *cell, frames=data[1]))
+            done(cell, run_cell(config, data[0], *cell, frames=data[1],
+                                segmenters=segmenters))
 
 
 _WORKER: dict = {}
+#: Seconds between the worker watchdog's checks that its parent is still alive.
+WATCHDOG_INTERVAL = 0.5
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(config, data, threads) -> None:
+def _init_worker(config, data, allow_code, threads, parent=None) -> None:
     import sys
 
+    die_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(max(1, threads))
-    _WORKER["config"], _WORKER["data"] = config, data
+    _WORKER.update(config=config, data=data, allow_code=allow_code)
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Make this worker process exit when its parent ``parent`` dies, even by SIGKILL.
+
+    On Linux the kernel delivers SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere, a daemon thread also polls :func:`os.getppid` every
+    :data:`WATCHDOG_INTERVAL` seconds and exits when the process was re-parented. A parent
+    that died before this call is detected at once.
+    """
+    import signal
+    import sys
+    import threading
+
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # already orphaned before the kernel hook was set
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="cellrobust-parent-watchdog",
+                     daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_INTERVAL)
+    os._exit(1)  # the coordinator is gone: nobody will read this worker's results
 
 
 def _worker_cell(cell):
     samples, frames = _WORKER["data"]
-    return cell, run_cell(_WORKER["config"], samples, *cell, frames=frames)
+    return cell, run_cell(_WORKER["config"], samples, *cell, frames=frames,
+                          allow_code=_WORKER["allow_code"])
+
+
+def worker_pool(workers: int, initargs: tuple, *, threads: int) -> ProcessPoolExecutor:
+    """A spawn-context process pool whose workers exit when this process dies.
+
+    ``initargs`` = ``(config, data, allow_code)`` for :func:`_init_worker`; the worker's
+    thread count and this process's pid (for :func:`die_with_parent`) are appended.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(*initargs, threads, os.getpid()))
 
 
 def _run_processes(config, data, todo, execution, done) -> None:
-    import multiprocessing
-
     threads = execution.threads_per_worker or max(1, (os.cpu_count() or 1) // execution.workers)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(execution.workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config, data, threads)) as pool:
+    initargs = (config, data, execution.allow_code)
+    with worker_pool(execution.workers, initargs, threads=threads) as pool:
         futures = [pool.submit(_worker_cell, cell) for cell in todo]
         for fut in as_completed(futures):
             done(*fut.result())
 
 
-def _dask_cell(config, samples, frames, cell):
-    return cell, run_cell(config, samples, *cell, frames=frames)
+def _dask_cell(config, samples, frames, cell, allow_code=False):
+    return cell, run_cell(config, samples, *cell, frames=frames, allow_code=allow_code)
 
 
 def _run_dask(config, data, todo, execution, done) -> None:
@@ -218,7 +271,8 @@ def _run_dask(config, data, todo, execution, done) -> None:
     with Client(execution.scheduler) as client:
         samples = client.scatter(data[0], broadcast=True)
         frames = None if data[1] is None else client.scatter(data[1], broadcast=True)
-        futures = [client.submit(_dask_cell, config, samples, frames, cell, pure=False)
+        futures = [client.submit(_dask_cell, config, samples, frames, cell,
+                                 execution.allow_code, pure=False)
                    for cell in todo]
         for fut in dask_completed(futures):
             done(*fut.result())

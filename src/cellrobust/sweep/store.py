@@ -20,20 +20,9 @@ import pandas as pd
 
 from cellrobust._io import atomic_path, write_json
 from cellrobust._validation import DataError, InputError
+from cellrobust.table import SORT_KEYS
 
-__all__ = ["BASE_COLUMNS", "SORT_KEYS", "ResultStore", "threshold_columns"]
-
-BASE_COLUMNS = (
-    "segmenter", "artefact", "severity_index", "severity", "unit", "sample", "params",
-    "tp_px", "fp_px", "fn_px", "tn_px", "n_true", "n_pred", "count_true", "count_pred",
-    "runtime_s",
-)
-SORT_KEYS = ["artefact", "severity_index", "segmenter", "sample"]
-
-
-def threshold_columns(thresholds) -> list[str]:
-    """``tp@τ, fp@τ, fn@τ, sum_iou@τ`` for every τ (2 decimals), in that order."""
-    return [f"{k}@{t:.2f}" for t in thresholds for k in ("tp", "fp", "fn", "sum_iou")]
+__all__ = ["ResultStore", "fingerprint"]
 
 
 def fingerprint(description: dict) -> str:

@@ -1,18 +1,18 @@
-"""The steps of :func:`cellrobust.study.run_study`, one short function each."""
+"""The steps of :func:`cellrobust.stages.study.run_study`, one short function each."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from cellrobust._io import write_json
-from cellrobust._rng import derive_rng
 from cellrobust._validation import DataError, InputError
 
 __all__ = [
+    "data_record",
     "image_figures",
     "load_data",
     "plan",
@@ -25,98 +25,91 @@ __all__ = [
 ]
 
 
-def _subset(frames: Sequence, n: int | None) -> list:
-    frames = list(frames)
-    if n is None or n >= len(frames):
-        return frames
-    idx = np.unique(np.linspace(0, len(frames) - 1, int(n)).round().astype(int))
-    return [frames[i] for i in idx]
-
-
-def _frames(config) -> dict[str, list]:
-    if config.data is None:
-        from cellrobust.data import load_default_dataset
-
-        def sim(split, n):
-            return list(load_default_dataset(split, n_frames=n, seed=config.seed))
-
-        return {"train": sim("train", config.n_train_frames),
-                "val": sim("validation", config.n_val_frames),
-                "eval": sim("test", config.n_eval_frames)}
-    return _real_frames(config)
-
-
 def _open(path, split):
-    from cellrobust.data import open_dataset
+    from cellrobust.stages._data import open_frames
 
     try:
-        return list(open_dataset(path, split=split))
+        return open_frames(path, split=split)
     except (DataError, InputError):
         return []
 
 
-def _real_frames(config) -> dict[str, list]:
-    """Train on ``train``; evaluate on ``test`` when present, else on ``validation`` (then the
-    training validation set is the last tenth of the training frames)."""
-    train, val, test = (_open(config.data, s) for s in ("train", "validation", "test"))
+def _simulated(config) -> dict[str, list]:
+    from cellrobust.stages._data import open_frames
+
+    def sim(split, n):
+        return open_frames(None, split=split, n_frames=n, seed=config.seed)
+
+    return {"train": sim("train", config.n_train_frames),
+            "val": sim("validation", config.n_val_frames),
+            "eval": sim("test", config.n_eval_frames)}
+
+
+def _train_val(path) -> tuple[list, list, list]:
+    """(train, validation, held-out) frames of a data set: its own splits when it has them
+    (held-out = ``test``, else ``validation``), else a seeded split of all its frames."""
+    train, val, test = (_open(path, s) for s in ("train", "validation", "test"))
     if not train and not (val or test):
         from cellrobust.data import open_dataset
 
-        train = list(open_dataset(config.data))  # a single unsplit data set
-    if test:
-        evaluate = test
-    elif val:
-        evaluate, val = val, []
-    else:
+        train = list(open_dataset(path))  # a single unsplit data set
+    held_out = test or val
+    if held_out is val:
+        val = []
+    if not held_out:
         k = max(1, len(train) // 5)
-        train, evaluate = train[:-k], train[-k:]
+        train, held_out = train[:-k], train[-k:]
     if not val:
         k = max(1, len(train) // 10)
         train, val = train[:-k], train[-k:]
-    frames = {"train": _subset(train, config.n_train_frames),
-              "val": _subset(val, config.n_val_frames),
-              "eval": _subset(evaluate, config.n_eval_frames)}
-    empty = [k for k, v in frames.items() if not v]
+    return train, val, held_out
+
+
+def _frames(config) -> dict[str, list]:
+    """Training, validation and evaluation frames. With ``eval_data`` the models are judged on
+    all annotated frames of that data set and ``data`` (or the simulator) only trains."""
+    from cellrobust.stages._data import open_frames, subset, warn_small
+
+    if config.data is None:
+        frames = _simulated(config)
+    else:
+        train, val, held_out = _train_val(config.data)
+        frames = {"train": subset(train, config.n_train_frames),
+                  "val": subset(val, config.n_val_frames),
+                  "eval": subset(held_out, config.n_eval_frames)}
+    if config.eval_data is not None:
+        frames["eval"] = open_frames(config.eval_data, n_frames=config.n_eval_frames)
+        warn_small(frames["eval"], wanted=config.n_eval_frames, role="eval_data")
+    empty = [k for k, v in frames.items() if not v and (k == "eval" or config.recipes)]
     if empty:
         raise DataError(f"{config.data}: no frames for {empty}; the data set is too small")
     return frames
 
 
 def load_data(config) -> dict[str, list]:
-    """Frames for training/validation, the evaluation patches (seeded random crops) and the
-    evaluation frames they came from (``eval_frames``, for frame-level artefacts)."""
-    from cellrobust.data import random_patches
+    """Frames for training/validation, the evaluation patches (the one seeded crop stream of
+    :func:`cellrobust.stages._data.eval_patches`) and the evaluation frames they came from
+    (``eval_frames``, for frame-level artefacts)."""
+    from cellrobust.stages._data import eval_patches
 
     frames = _frames(config)
-    patches = []
-    for frame in frames["eval"]:
-        if min(frame.shape) < config.patch_size:
-            raise InputError(f"patch_size: {config.patch_size} px does not fit frame "
-                             f"{frame.name} of shape {frame.shape}; use a smaller patch size")
-        patches += random_patches(frame, config.patches_per_frame, config.patch_size,
-                                  rng=derive_rng(config.seed, "eval-patches", frame.name))
+    patches = eval_patches(frames["eval"], n=config.patches_per_frame, size=config.patch_size,
+                           seed=config.seed)
     return {"train": frames["train"], "val": frames["val"], "eval": patches,
             "eval_frames": frames["eval"]}
 
 
-def load_sweep_samples(data, *, split=None, frames=None, patches=6, size=256,
-                       seed=0) -> tuple[list, list]:
-    """Evaluation patches for ``cellrobust sweep`` and the frames they were cut from:
-    ``data`` (None = simulator test split)."""
-    from cellrobust.data import load_default_dataset, open_dataset, random_patches
+def data_record(config, data) -> dict:
+    """Which data trained, validated and was judged: paths, formats, frame counts, names."""
+    from cellrobust.stages._data import describe_frames
 
-    if data is None:
-        source = list(load_default_dataset(split or "test", n_frames=frames, seed=seed))
-    else:
-        source = _subset(open_dataset(data, split=split), frames)
-    out = []
-    for frame in source:
-        if min(frame.shape) < size:
-            raise InputError(f"patch_size: {size} px does not fit frame {frame.name} of "
-                             f"shape {frame.shape}; use a smaller patch size")
-        out += random_patches(frame, patches, size,
-                              rng=derive_rng(seed, "eval-patches", frame.name))
-    return out, source
+    judged = config.eval_data if config.eval_data is not None else config.data
+    out = {"evaluation": {**describe_frames(data["eval_frames"], source=judged, role="judged"),
+                          "patches": len(data["eval"]), "patch_size": config.patch_size}}
+    if config.recipes:
+        out["training"] = describe_frames(data["train"], source=config.data, role="trained")
+        out["validation"] = describe_frames(data["val"], source=config.data, role="validated")
+    return out
 
 
 def _train_config(config, recipe: str):
@@ -179,7 +172,7 @@ def plan(config, sweep, data) -> dict:
             "train_unit": unit, "cells": len(weights), "cell_weights": weights}
 
 
-def preflight_eval(config, patches, frames=None) -> None:
+def preflight_eval(config, patches, frames=None, *, allow_code: bool = False) -> None:
     """Check given models and baselines on the evaluation images before training anything."""
     from cellrobust.sweep import SweepConfig, preflight
 
@@ -190,7 +183,7 @@ def preflight_eval(config, patches, frames=None) -> None:
         preflight(SweepConfig(segmenters=segs, artefacts=config.artefacts,
                               severities=config.severities, thresholds=config.thresholds,
                               patch_size=config.patch_size),
-                  patches, frames)
+                  patches, frames, allow_code=allow_code)
 
 
 def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) -> dict:
@@ -250,12 +243,13 @@ class _EpochWatcher:
 
 
 def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=None,
-              weights: dict | None = None):
+              weights: dict | None = None, overwrite: bool = False, allow_code: bool = False):
     """Run the sweep; ``tick`` the progress bar by each finished cell's weight."""
     from cellrobust.sweep import Execution
     from cellrobust.sweep import run_sweep as _run
 
-    execution = Execution(workers=config.workers, scheduler=config.scheduler)
+    execution = Execution(workers=config.workers, scheduler=config.scheduler,
+                          overwrite=overwrite, allow_code=allow_code)
     return _run(sweep, patches, folder, frames=frames, execution=execution,
                 progress=lambda cells: tick(sum((weights or {}).get(c, 1.0) for c in cells),
                                             "sweep"))
@@ -277,11 +271,11 @@ def _gallery_rows(sample, artefact_names, seed):
     return rows
 
 
-def image_figures(config, sweep, patches, folder: Path) -> None:
+def image_figures(config, sweep, patches, folder: Path, *, allow_code: bool = False) -> dict:
     """Artefact gallery and example predictions (need images, so drawn here, not from the table)."""
     from cellrobust import artefacts
     from cellrobust.report import plots
-    from cellrobust.sweep.engine import load_segmenter, resolve_severities
+    from cellrobust.sweep import build_segmenters, resolve_severities
 
     figdir = folder / "figures"
     sample = max(patches, key=lambda s: int(np.count_nonzero(s.labels)))
@@ -289,6 +283,7 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
                                _gallery_rows(sample, config.artefacts, config.seed))
     plots.save_figure(fig, figdir / "gallery", config.figure_formats)
     severities = resolve_severities(sweep)
+    segmenters = build_segmenters(sweep, allow_code=allow_code)
     panels = []
     for name in config.artefacts[:4]:
         values = severities[name]
@@ -296,18 +291,18 @@ def image_figures(config, sweep, patches, folder: Path) -> None:
         rng = artefacts.stream(config.seed, sample.name, name, values[idx])  # the sweep's
         corrupted, _ = artefacts.apply(sample, name, values[idx], rng=rng)
         image = np.asarray(corrupted.image, np.float32)[None]
-        preds = {spec.name: np.asarray(load_segmenter(spec).segment(image))[0]
-                 for spec in sweep.segmenters}
+        preds = {name: np.asarray(seg.segment(image))[0] for name, seg in segmenters.items()}
         panels.append((f"{name} = {values[idx]:g}", corrupted.image, corrupted.labels, preds))
     plots.save_figure(plots.figure_examples(panels), figdir / "examples", config.figure_formats)
+    return segmenters
 
 
 def robust_pair(config) -> tuple[str, str]:
     """(robust model, its comparison model) for the paired differences: the first of
     ``artefact``, ``nma``, ``augmented`` among the study's models, against ``original``."""
-    from cellrobust.sweep import parse_segmenter
+    from cellrobust.segmenters import parse_spec
 
-    names = set(config.recipes) | {parse_segmenter(m).name for m in config.models}
+    names = set(config.recipes) | {parse_spec(m).name for m in config.models}
     robust = next((r for r in ("artefact", "nma", "augmented") if r in names), "artefact")
     return robust, "original"
 

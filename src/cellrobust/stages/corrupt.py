@@ -39,6 +39,7 @@ class CorruptJob:
     keep_dtype: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         errors = []
@@ -92,21 +93,56 @@ def corrupt_files(job: CorruptJob) -> list[Path]:
         raise InputError(f"masks: expected {len(files)} mask files (one per image), "
                          f"got {len(job.masks)}")
     art, value, out = get(job.artefact), job.value, Path(job.out)
+    names = _output_names(files)
     written, params = [], {}
     for i, file in enumerate(files):
-        image = read_image(file)
-        if image.ndim != 2:
-            raise DataError(f"{file}: expected a 2-D gray-level image, got shape {image.shape}")
-        labels = read_image(job.masks[i]).astype(np.int32) if job.masks else None
-        sample = Sample(image, labels, file.stem, {"source": str(file)})
+        image = _gray_image(file)
+        labels = _labels(job.masks[i]) if job.masks else None
+        sample = Sample(image, labels, names[i], {"source": str(file)})
         corrupted, drawn = apply(sample, job.artefact, value,
                                  rng=stream(job.seed, file.stem, job.artefact, value),
                                  normalise=job.normalise, **job.options)
+        if not np.isfinite(corrupted.image).all():
+            raise DataError(f"{file}: {job.artefact} at {value:g} {art.unit} gives non-finite "
+                            "values; use a smaller severity")
         result = _to_dtype(corrupted.image, image.dtype) if job.keep_dtype else corrupted.image
-        written.append(write_tiff(out / f"{file.stem}.tif", result))
+        written.append(write_tiff(out / f"{names[i]}.tif", result))
         if art.kind == "geometric" and corrupted.labels is not None:
-            write_tiff(out / "masks" / f"{file.stem}.tif", corrupted.labels)
+            write_tiff(out / "masks" / f"{names[i]}.tif", corrupted.labels)
         params[str(file)] = drawn
     write_json(out / "params.json", {"artefact": job.artefact, "value": value,
                                      "seed": job.seed, "files": params})
     return written
+
+
+def _output_names(files: list[Path]) -> list[str]:
+    """Distinct output stems: the file stem, or ``<folder>__<stem>`` (and the suffix) where two
+    inputs share a stem, so no output replaces another."""
+    stems = [f.stem for f in files]
+    names = [f"{f.parent.name}__{f.stem}" if stems.count(f.stem) > 1 else f.stem for f in files]
+    names = [f"{n}_{f.suffix.lstrip('.')}" if names.count(n) > 1 else n
+             for n, f in zip(names, files)]
+    if len(set(names)) != len(names):
+        raise InputError("inputs: several files would write the same output name; give files "
+                         "with distinct names")
+    return names
+
+
+def _gray_image(file: Path) -> np.ndarray:
+    image = read_image(file)
+    if image.ndim != 2:
+        raise DataError(f"{file}: expected a 2-D gray-level image, got shape {image.shape}")
+    if image.dtype == bool:
+        raise DataError(f"{file}: expected gray levels, got a boolean mask; give the image")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise DataError(f"{file}: the image holds NaN or infinite values; replace them first")
+    return image
+
+
+def _labels(path) -> np.ndarray:
+    mask = read_image(path)
+    if mask.dtype.kind == "f" and not (np.isfinite(mask).all() and (mask == np.rint(mask)).all()):
+        raise DataError(f"{path}: expected integer labels, found fractional or non-finite values")
+    if mask.dtype.kind in "if" and mask.min() < 0:
+        raise DataError(f"{path}: expected labels >= 0 (0 = background), found {mask.min()}")
+    return mask.astype(np.int32)

@@ -1,10 +1,4 @@
-"""Segmenters: one interface for U-Nets and classical baselines.
-
-Every segmenter takes gray-level images as read or corrupted, normalises them itself, and
-returns foreground probabilities (``predict_proba``) or instance labels (``segment``), so every
-table and figure treats a model checkpoint and a classical pipeline alike.
-
-Classical baselines (the comparison pipelines of the PSC robustness paper):
+"""Classical baselines (the comparison pipelines of the PSC robustness paper):
 
 ``dog_otsu``
     Difference of Gaussians ``G(σ_low) − G(σ_high)`` (σ_low = 3.5 px, σ_high = √2·σ_low, or
@@ -31,33 +25,13 @@ Immerkær, "Fast noise variance estimation", CVIU 64, 1996.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from cellrobust._validation import InputError, collect_errors, suggest
 
 BASELINES: tuple[str, ...] = ("dog_otsu", "nlm_otsu", "otsu")
-
-
-@runtime_checkable
-class Segmenter(Protocol):
-    """What every segmenter provides.
-
-    Attributes
-    ----------
-    name : str
-    """
-
-    name: str
-
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) gray levels -> (N, H, W) float32 foreground probabilities in [0, 1]."""
-
-    def segment(self, images: np.ndarray) -> np.ndarray:
-        """(N, H, W) gray levels -> (N, H, W) int32 instance labels (0 = background)."""
 
 
 @dataclass(frozen=True)
@@ -151,19 +125,37 @@ class ClassicalSegmenter:
             raise InputError(f"name: unknown baseline {name!r}{suggest(name, BASELINES)}; "
                              f"valid values are: {', '.join(BASELINES)}")
         self.name = name
+        self.method = name
         self.config = config or ClassicalConfig()
 
     def __repr__(self) -> str:
         return f"ClassicalSegmenter({self.name!r}, {self.config!r})"
+
+    @property
+    def method(self) -> str:
+        """The pipeline (``dog_otsu`` ...), whatever display ``name`` it was given."""
+        return self._method
+
+    @method.setter
+    def method(self, value: str) -> None:
+        self._method = value
+
+    def provenance(self) -> dict:
+        """Kind, pipeline and resolved options (written next to every result)."""
+        import cv2
+        import skimage
+
+        return {"kind": "baseline", "target": self.method, "options": asdict(self.config),
+                "versions": {"scikit-image": skimage.__version__, "opencv": cv2.__version__}}
 
     def filtered(self, image: np.ndarray) -> np.ndarray:
         """The filtered float64 image the threshold is computed on (cells positive/high)."""
         image = np.asarray(image, dtype=np.float64)
         if self.config.polarity == "dark":
             image = -image
-        if self.name == "dog_otsu":
+        if self.method == "dog_otsu":
             return _dog(image, *self.config.sigma_pair)
-        if self.name == "nlm_otsu":
+        if self.method == "nlm_otsu":
             return _nlm(image, self.config)
         return image
 
@@ -195,19 +187,38 @@ def _as_stack(images) -> tuple[np.ndarray, bool]:
 
 
 def _otsu_mask(filtered: np.ndarray, nbins: int) -> np.ndarray:
+    """``filtered > t`` with Otsu's threshold ``t`` on ``nbins`` bins of the float range
+    (non-finite pixels ignored; a constant image has no foreground)."""
     from skimage.filters import threshold_otsu
 
-    finite = filtered[np.isfinite(filtered)]
+    finite = filtered.ravel()
+    if not np.isfinite(finite.min() + finite.max()):  # only then copy the finite pixels
+        finite = finite[np.isfinite(finite)]
     if finite.size == 0 or finite.min() == finite.max():
         return np.zeros(filtered.shape, dtype=bool)
     return filtered > threshold_otsu(finite, nbins=nbins)
 
 
-def _dog(image: np.ndarray, sigma_low: float, sigma_high: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
+def _gaussian32(image: np.ndarray, sigma: float) -> np.ndarray:
+    """scipy's ``gaussian_filter(image, sigma, mode="reflect")`` (truncate 4) in OpenCV float32.
 
-    return gaussian_filter(image, sigma_low, mode="reflect") - gaussian_filter(
-        image, sigma_high, mode="reflect")
+    scipy's ``reflect`` (d c b a | a b c d) is OpenCV's ``BORDER_REFLECT``; the kernel radius
+    ``int(4 sigma + 0.5)`` is scipy's.
+    """
+    import cv2
+
+    side = 2 * int(4.0 * sigma + 0.5) + 1
+    return cv2.GaussianBlur(image, (side, side), sigma, sigmaY=sigma,
+                            borderType=cv2.BORDER_REFLECT)
+
+
+def _dog(image: np.ndarray, sigma_low: float, sigma_high: float) -> np.ndarray:
+    """Difference of Gaussians in float32 (OpenCV), |error| < 1e-5 of the float64 result's
+    range on PSC-like frames; Otsu masks agree on >= 99.9 % of pixels (tested)."""
+    x = np.ascontiguousarray(image, dtype=np.float32)
+    low = _gaussian32(x, sigma_low)
+    low -= _gaussian32(x, sigma_high)
+    return low
 
 
 def _nlm(image: np.ndarray, config: ClassicalConfig) -> np.ndarray:
@@ -288,40 +299,36 @@ def calibrate_dog_sigma(masks) -> float:
     return diameter / (2.0 * math.sqrt(2.0))
 
 
-def get_segmenter(spec, **options) -> Segmenter:
-    """Resolve a baseline name or a checkpoint path to a :class:`Segmenter`.
+def build_baseline(name: str, options: dict, *, label: str | None = None) -> ClassicalSegmenter:
+    """A baseline by name with :class:`ClassicalConfig` fields as options (unknown ones listed)."""
+    known = {f.name for f in fields(ClassicalConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InputError(f"options: unknown option(s) {', '.join(unknown)} for {name!r}; "
+                         f"valid options are: {', '.join(sorted(known))}")
+    seg = ClassicalSegmenter(name, ClassicalConfig(**options))
+    if label:
+        seg.name = label
+    return seg
 
-    Parameters
-    ----------
-    spec : str, os.PathLike or Segmenter
-        ``"dog_otsu"``, ``"nlm_otsu"``, ``"otsu"``, a path to a U-Net checkpoint (``.pt``;
-        loaded with ``cellrobust.models.inference.UNetSegmenter.from_checkpoint``), or a
-        segmenter (returned as is).
-    **options
-        Baselines: fields of :class:`ClassicalConfig`. Checkpoints: passed to
-        ``from_checkpoint``.
 
-    Returns
-    -------
-    Segmenter
-    """
-    if isinstance(spec, Segmenter) and not isinstance(spec, (str, Path)):
-        return spec
-    text = str(spec)
-    if text in BASELINES:
-        known = {f.name for f in fields(ClassicalConfig)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InputError(f"options: unknown option(s) {', '.join(unknown)} for {text!r}; "
-                             f"valid options are: {', '.join(sorted(known))}")
-        return ClassicalSegmenter(text, ClassicalConfig(**options))
-    path = Path(text)
-    if path.suffix in (".pt", ".pth") or path.is_file():
-        if not path.is_file():
-            raise InputError(f"spec: checkpoint {path} not found; give an existing .pt file "
-                             f"or one of: {', '.join(BASELINES)}")
-        from cellrobust.models.inference import UNetSegmenter
+def _build(spec) -> ClassicalSegmenter:
+    if spec.target not in BASELINES:
+        raise InputError(f"segmenter {spec}: unknown baseline {spec.target!r}"
+                         f"{suggest(spec.target, BASELINES)}; valid baselines are: "
+                         f"{', '.join(BASELINES)}")
+    return build_baseline(spec.target, dict(spec.options), label=spec.name)
 
-        return UNetSegmenter.from_checkpoint(path, **options)
-    raise InputError(f"spec: {text!r} is neither a baseline{suggest(text, BASELINES)} nor an "
-                     f"existing checkpoint file; valid baselines are: {', '.join(BASELINES)}")
+
+def _kind():
+    from cellrobust.segmenters.registry import Kind
+
+    return Kind(
+        name="baseline", summary="classical pipelines of the PSC paper (filter, Otsu, components)",
+        target=f"one of {', '.join(BASELINES)}",
+        options={f.name: f"ClassicalConfig.{f.name} (default {f.default!r})"
+                 for f in fields(ClassicalConfig)},
+        requires=(), extra=None, example="dog=dog_otsu,sigma_low=4.5", build=_build)
+
+
+KIND = _kind()

@@ -4,7 +4,7 @@ Presets are data (:data:`PRESETS`); every value can be overridden, and the resol
 configuration is written next to the results (``study.json``). Re-running the same study into
 the same folder reuses trained models and finished sweep cells.
 
->>> from cellrobust.study import resolve_study, run_study
+>>> from cellrobust.stages.study import resolve_study, run_study
 >>> config = resolve_study("quick", seed=1)                  # doctest: +SKIP
 >>> report = run_study(config, "results/quick")              # doctest: +SKIP
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 from cellrobust import __version__
 from cellrobust._io import write_json
 from cellrobust._validation import InputError, check_choice, collect_errors
+from cellrobust.table import DEFAULT_THRESHOLDS
+from cellrobust.training.config import RECIPES
 
 __all__ = ["PRESETS", "StudyConfig", "deep_merge", "load_study_file", "preset_names",
            "resolve_study", "run_study"]
-
-RECIPES = ("original", "augmented", "artefact", "nma")
 
 #: Study presets. ``train`` holds overrides for ``cellrobust.training.recipe_config``.
 PRESETS: dict[str, dict] = {
@@ -41,7 +41,7 @@ PRESETS: dict[str, dict] = {
                                                   ("gaussian_noise", 0.0, 100.0)))},
         baselines=("dog_otsu", "nlm_otsu"),
         artefacts=("illumination", "gaussian_noise", "zoom"), severities="ladder",
-        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=300,
+        thresholds=DEFAULT_THRESHOLDS, n_boot=300,
     ),
     "paper": dict(
         description="EPFL protocol on PhC-C2DL-PSC: 6 patches/frame, study grids (41 steps; "
@@ -50,14 +50,14 @@ PRESETS: dict[str, dict] = {
         patches_per_frame=6, patch_size=256, recipes=("original", "augmented", "artefact"),
         train=dict(), baselines=("dog_otsu", "nlm_otsu"),
         artefacts=("illumination", "gaussian_noise", "cell_size", "zoom"), severities="study",
-        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=1000,
+        thresholds=DEFAULT_THRESHOLDS, n_boot=1000,
     ),
     "nma": dict(
         description="Neuromatch protocol: speckle noise, the nma recipe, AP vs IoU 0.5:0.1:0.9",
         data=None, n_train_frames=None, n_val_frames=None, n_eval_frames=None,
         patches_per_frame=6, patch_size=256, recipes=("original", "nma"), train=dict(),
         baselines=("dog_otsu",), artefacts=("speckle",), severities="ladder",
-        thresholds=(0.5, 0.6, 0.7, 0.8, 0.9), n_boot=1000,
+        thresholds=DEFAULT_THRESHOLDS, n_boot=1000,
     ),
     "full": dict(
         description="every registered artefact on its five-level ladder",
@@ -79,15 +79,18 @@ class StudyConfig:
     """A resolved study (see :data:`PRESETS`; fields are validated together).
 
     ``train`` overrides every recipe's ``TrainConfig``; ``recipe_train`` maps a recipe to
-    overrides for it alone (applied last). ``data`` None = the embedded simulator; ``*_frames``
-    None = all frames (simulator: its default split sizes). ``models`` are extra segmenters
-    (``name=checkpoint.pt``) evaluated beside the trained ``recipes``; ``recipes=()`` skips
-    training. :func:`load_study_file` reads one back from a run's ``study.json``.
+    overrides for it alone (applied last). ``data`` None = the embedded simulator; it trains
+    and validates the recipes, and is judged too unless ``eval_data`` names the data set to
+    judge on (all its annotated frames unless ``n_eval_frames``). ``*_frames`` None = all
+    frames (simulator: its default split sizes). ``models`` are extra segmenters (any spec of
+    :mod:`cellrobust.segmenters.spec`) judged beside the trained ``recipes``; ``recipes=()``
+    skips training. :func:`load_study_file` reads one back from a run's ``study.json``.
     """
 
     preset: str = "quick"
     description: str = ""
     data: str | None = None
+    eval_data: str | None = None
     n_train_frames: int | None = None
     n_val_frames: int | None = None
     n_eval_frames: int | None = None
@@ -100,7 +103,7 @@ class StudyConfig:
     baselines: tuple[str, ...] = ("dog_otsu",)
     artefacts: tuple[str, ...] | str = ()
     severities: object = "ladder"
-    thresholds: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     n_boot: int = 1000
     metric: str = "jaccard"
     reference: str = "dog_otsu"
@@ -129,8 +132,12 @@ class StudyConfig:
             errors.append("artefacts: empty selection")
         if not (self.recipes or self.models or self.baselines):
             errors.append("no segmenter selected: give recipes, models or baselines")
-        if self.data == "required":
+        if self.data == "required" and not (self.eval_data and not self.recipes):
             errors.append(f"data: the {self.preset!r} preset needs a data set path")
+        for name in ("data", "eval_data"):
+            value = getattr(self, name)
+            if value not in (None, "required") and not Path(str(value)).exists():
+                errors.append(f"{name}: {value} not found; give an existing data set folder")
         for name in ("patches_per_frame", "patch_size", "n_boot", "workers", "batch_size"):
             if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
                 errors.append(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -162,6 +169,8 @@ def resolve_study(preset: str = "quick", **overrides) -> StudyConfig:
             values[key] = deep_merge(PRESETS[preset].get(key, {}), overrides[key])
     if values.get("data") == "required" and overrides.get("data"):
         values["data"] = overrides["data"]
+    if values.get("data") == "required" and values.get("eval_data") and not values["recipes"]:
+        values["data"] = None  # nothing to train: the evaluation set is all the study needs
     return StudyConfig(preset=preset, **values)
 
 
@@ -189,22 +198,22 @@ def load_study_file(path: str | Path) -> tuple[str | None, dict]:
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"--config: {path} not found; give a study.json written by a run or "
+        raise InputError(f"study file {path} not found; give a study.json written by a run or "
                          "a YAML/JSON file of study fields")
     try:
-        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise InputError(f"--config: {path} is not valid YAML/JSON ({exc})".splitlines()[0]) \
-            from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise InputError(f"study file {path} is not valid UTF-8 YAML/JSON ({reason})") from None
     if isinstance(data, Mapping) and isinstance(data.get("config"), Mapping):
         data = data["config"]  # a study.json: the resolved configuration of a run
     if not isinstance(data, Mapping):
-        raise InputError(f"--config: {path} must hold a mapping of study fields, "
+        raise InputError(f"study file {path} must hold a mapping of study fields, "
                          f"found {type(data).__name__}")
     fields_ = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(data) - fields_)
     if unknown:
-        raise InputError(f"--config: {path}: unknown fields {unknown}; valid names are: "
+        raise InputError(f"study file {path}: unknown fields {unknown}; valid names are: "
                          f"{sorted(fields_)}")
     data = dict(data)
     data.pop("description", None)
@@ -218,9 +227,10 @@ def describe(config: StudyConfig) -> dict:
 
     return {"preset": config.preset, "description": config.description,
             "data": config.data or "embedded simulator (cellrobust.data.synthetic)",
-            "seed": config.seed, "cellrobust": __version__, "torch": torch.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version(),
-            "machine": platform.platform(), "config": dataclasses.asdict(config)}
+            "eval_data": config.eval_data, "seed": config.seed, "cellrobust": __version__,
+            "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version(), "machine": platform.platform(),
+            "config": dataclasses.asdict(config)}
 
 
 def run_study(
@@ -229,37 +239,65 @@ def run_study(
     *,
     progress: Callable[[float, str], None] | None = None,
     set_total: Callable[[float], None] | None = None,
+    overwrite: bool = False,
+    allow_code: bool = False,
 ) -> Path:
     """Run the whole study into ``out_dir``; return the HTML report path.
 
-    ``set_total(units)`` is called once with the amount of work and ``progress(units, what)``
-    as it is done (one unit per sweep cell, training weighted by its steps).
+    Everything is validated (data, patches, every given model and baseline on the evaluation
+    images) before anything is written; ``study.json`` is written atomically once validation
+    passed and again, complete, before the report. ``set_total(units)`` is called once with
+    the amount of work and ``progress(units, what)`` as it is done (one unit per sweep cell,
+    training weighted by its steps). ``overwrite`` replaces a different study's results in
+    ``out_dir``; ``allow_code`` permits ``py:`` segmenters (never implied by a study file).
     """
-    from cellrobust import study_steps as steps
+    from cellrobust.stages import study_steps as steps
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    info = describe(config)
-    write_json(out / "study.json", info)
     data = steps.load_data(config)
     sweep_config = steps.sweep_config(config, models={r: "(to train)" for r in config.recipes})
     plan = steps.plan(config, sweep_config, data)
+    steps.preflight_eval(config, data["eval"], data["eval_frames"], allow_code=allow_code)
+    info = {**describe(config), "data_used": steps.data_record(config, data)}
+    info["description"] = _description(config, info["data_used"])
+    write_json(out / "study.json", info)
     if set_total:
         set_total(plan["total"])
     tick = progress or (lambda units, what: None)
-    steps.preflight_eval(config, data["eval"], data["eval_frames"])
     models = steps.train_recipes(config, data, out / "models", tick=tick,
                                  unit=plan["train_unit"])
     sweep_config = steps.sweep_config(config, models=models)
     steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick,
-                    frames=data["eval_frames"], weights=plan["cell_weights"])
-    steps.image_figures(config, sweep_config, data["eval"], out)
+                    frames=data["eval_frames"], weights=plan["cell_weights"],
+                    overwrite=overwrite, allow_code=allow_code)
+    segmenters = steps.image_figures(config, sweep_config, data["eval"], out,
+                                     allow_code=allow_code)
     info["seconds_before_report"] = round(time.time() - started, 1)
-    info["models"] = {k: str(v) for k, v in models.items()}
+    info["models"] = _model_records(segmenters, sweep_config)
     info["images"] = {"train frames": len(data["train"]), "validation frames": len(data["val"]),
                       "evaluation patches": len(data["eval"])}
     write_json(out / "study.json", info)
     report = steps.report(config, out)
     tick(1, "report")
     return report
+
+
+def _description(config: StudyConfig, used: dict) -> str:
+    """The preset's description, with the data actually used (never 'simulated' for real data)."""
+    judged = used["evaluation"]
+    text = f"judged on {judged['path']} ({judged['format']}, {judged['frames']} frames)"
+    if "training" in used:
+        text = f"trained on {used['training']['path']} ({used['training']['frames']} frames); " \
+               + text
+    return f"{config.preset} preset: {text}"
+
+
+def _model_records(segmenters: Mapping, sweep_config) -> dict:
+    """Spec and provenance of every segmenter of the study, by display name."""
+    from cellrobust.segmenters import provenance_of
+    from cellrobust.stages._record import jsonable
+
+    specs = {s.name: s.spec for s in sweep_config.segmenters}
+    return {name: {"spec": specs.get(name), **jsonable(provenance_of(seg))}
+            for name, seg in segmenters.items()}

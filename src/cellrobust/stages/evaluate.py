@@ -8,28 +8,23 @@ atomically into one folder together with the resolved settings (``config.json``)
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cellrobust._io import IMAGE_SUFFIXES, read_image, write_json
-from cellrobust._validation import DataError, InputError
-from cellrobust.metrics.evaluate import (
-    EvaluateConfig,
-    evaluate_pairs,
-    plot_ap_curve,
-    summary_table,
-)
+from cellrobust._validation import DataError, collect_errors
+from cellrobust.metrics.evaluate import EvaluateConfig, evaluate_pairs, summary_table
 
 _FRAME_PREFIXES = ("man_seg", "mask_", "mask", "seg_", "seg", "t")
 
 
 def _frame_keys(sample) -> list[str]:
     """Names a prediction file of this sample may have (without suffix)."""
-    from cellrobust.models.writer import flat_name  # how `cellrobust predict` names files
+    from cellrobust.stages.predict import flat_name  # how `cellrobust predict` names files
 
     keys = []
     for name in (sample.name, sample.meta.get("parent")):  # a crop answers to its frame too
@@ -83,37 +78,6 @@ def _as_labels(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
-def _open(data, split, frames, patches=None):
-    if data is None:
-        from cellrobust.data import load_default_dataset
-
-        samples = load_default_dataset(split or "validation", n_frames=frames)
-    else:
-        from cellrobust.data import open_dataset
-
-        samples = open_dataset(data, split=split)
-    count = len(samples) if frames is None else min(frames, len(samples))
-    samples = [samples[i] for i in range(count)]
-    if not samples:
-        raise DataError(f"{data}: no annotated frame to evaluate")
-    if patches is not None:
-        samples = _patches(samples, **patches)
-    return samples
-
-
-def _patches(samples, *, n: int, size: int, seed: int):
-    """``n`` random ``size`` px crops per frame (the PSC studies' test protocol).
-
-    The crops of a frame depend only on (seed, frame name), so a model, a baseline and a
-    prediction folder are scored on identical patches.
-    """
-    from cellrobust._rng import derive_rng
-    from cellrobust.data.patches import random_patches
-
-    return [p for s in samples
-            for p in random_patches(s, n, size, rng=derive_rng(seed, "evaluate-patches", s.name))]
-
-
 def _crop_to(labels: np.ndarray, sample) -> np.ndarray:
     """The part of a whole-frame prediction under a patch (``meta["origin"]``), relabelled."""
     if "origin" not in sample.meta:
@@ -128,7 +92,7 @@ def _crop_to(labels: np.ndarray, sample) -> np.ndarray:
     return relabel_sequential(labels[y:y + h, x:x + w])
 
 
-def _triples(samples, pred, model, log, options):
+def _triples(samples, pred, segmenter, log):
     if pred is not None:
         index = _pred_index(Path(pred))
         missing = [s.name for s in samples if _pred_loader(index, s) is None]
@@ -137,9 +101,6 @@ def _triples(samples, pred, model, log, options):
                             f"{missing[0]!r}; name each file like its frame's image or mask")
         return [(s.name, s.labels, (lambda s=s: _crop_to(_pred_loader(index, s)(), s)))
                 for s in samples]
-    from cellrobust.segmenters import get_segmenter
-
-    segmenter = get_segmenter(model, **options)
     if log:
         log(f"segmenting {len(samples)} frame(s) with {segmenter.name}")
     return [(s.name, s.labels,
@@ -147,82 +108,106 @@ def _triples(samples, pred, model, log, options):
             for s in samples]
 
 
-def run_evaluation(
-    config: EvaluateConfig,
-    *,
-    data=None,
-    split: str | None = None,
-    pred=None,
-    model=None,
-    out,
-    frames: int | None = None,
-    log: Callable[[str], None] | None = None,
-    options: dict | None = None,
-    patches: int | None = None,
-    patch_size: int = 256,
-    seed: int = 0,
-) -> str:
-    """Score predictions on a data set, write the outputs to ``out``; return the printed table.
+@dataclass(frozen=True)
+class EvaluateStageConfig:
+    """One ``cellrobust evaluate`` run (validated; every invalid field reported at once).
 
-    Parameters
+    Attributes
     ----------
-    config : EvaluateConfig
-    data : path-like or None
+    out : path
+        Output folder (refused when it is the data set or holds files cellrobust did not
+        write, unless ``overwrite``).
+    model : str, optional
+        A segmenter spec (:mod:`cellrobust.segmenters.spec`); exclusive with ``pred``.
+    pred : path, optional
+        Folder of predicted label images, matched to frames by file name.
+    data : path, optional
         Annotated data set (None: the simulated validation set).
     split : str, optional
-    pred : path-like, optional
-        Folder of predicted label images (exclusive with ``model``).
-    model : str or path-like, optional
-        Baseline name or checkpoint path.
-    out : path-like
-        Output folder.
     frames : int, optional
-        Evaluate only the first ``frames`` frames.
-    log : callable, optional
-        Receives progress messages.
-    options : dict, optional
-        Passed to :func:`cellrobust.segmenters.get_segmenter` with ``model``.
+        Evenly spaced subset of this many frames (:func:`cellrobust.stages._data.subset`).
     patches : int, optional
-        Score ``patches`` random ``patch_size`` x ``patch_size`` crops per frame instead of
-        whole frames (the PSC studies' protocol: 6 crops of 256 px). A model segments each
-        crop alone; whole-frame predictions from ``pred`` are cropped. Crops are drawn from
-        ``seed`` and the frame name only.
+        Score ``patches`` seeded ``patch_size`` px crops per frame (the PSC studies' protocol;
+        the same crops as the sweep's and study's with the same seed) instead of whole frames.
     patch_size : int
-        Side of the crops in pixels.
     seed : int
-        Seed of the crop positions.
+    metrics : EvaluateConfig
+    overwrite, allow_code : bool
+        Permissions of whoever starts the run.
     """
-    if (pred is None) == (model is None):
-        raise InputError("pred/model: give exactly one of a prediction folder or a model")
-    crops = None if patches is None else {"n": patches, "size": patch_size, "seed": seed}
-    samples = _open(data, split, frames, crops)
-    if options and pred is not None:
-        raise InputError("options: segmenter options apply to a model, not to predictions")
-    rows, summary = evaluate_pairs(_triples(samples, pred, model, log, options or {}), config,
+
+    out: str | Path
+    model: str | None = None
+    pred: str | Path | None = None
+    data: str | Path | None = None
+    split: str | None = None
+    frames: int | None = None
+    patches: int | None = None
+    patch_size: int = 256
+    seed: int = 0
+    metrics: EvaluateConfig = field(default_factory=EvaluateConfig)
+    overwrite: bool = False
+    allow_code: bool = False
+
+    def __post_init__(self) -> None:
+        errors = []
+        if (self.pred is None) == (self.model is None):
+            errors.append("model/pred: give exactly one of a segmenter or a prediction folder")
+        for name in ("frames", "patches"):
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and value >= 1):
+                errors.append(f"{name}: expected a positive integer, got {value!r}")
+        if not (_is_int(self.patch_size) and self.patch_size >= 1):
+            errors.append(f"patch_size: expected a positive integer, got {self.patch_size!r}")
+        collect_errors(errors, "evaluation")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _samples(config: EvaluateStageConfig) -> list:
+    from cellrobust.stages._data import eval_patches, open_frames
+
+    frames = open_frames(config.data, split=config.split, n_frames=config.frames,
+                         seed=config.seed, default_split="validation")
+    if config.patches is None:
+        return frames
+    return eval_patches(frames, n=config.patches, size=config.patch_size, seed=config.seed)
+
+
+def run(config: EvaluateStageConfig, *, log: Callable[[str], None] | None = None) -> str:
+    """Score the predictions, write the outputs to ``config.out``; return the printed table."""
+    samples = _samples(config)
+    segmenter = None
+    if config.model is not None:
+        from cellrobust.segmenters import build_segmenter
+
+        segmenter = build_segmenter(config.model, allow_code=config.allow_code)
+    rows, summary = evaluate_pairs(_triples(samples, config.pred, segmenter, log),
+                                   config.metrics,
                                    progress=(lambda n: log(f"scored {n}")) if log else None)
-    out = Path(out)
-    label = str(model) if model is not None else Path(pred).name
-    _write(out, rows, summary, config, data=data, split=split, pred=pred, model=model,
-           options=options or {}, frames=frames, patches=crops, label=label)
-    return format_summary(summary, label=label, out=out)
+    label = segmenter.name if segmenter is not None else Path(config.pred).name
+    _write(Path(config.out), rows, summary, config, label=label, segmenter=segmenter,
+           samples=samples)
+    return format_summary(summary, label=label, out=Path(config.out))
 
 
-def _write(out: Path, rows, summary, config, **settings) -> None:
+def _write(out: Path, rows, summary, config, *, label, segmenter, samples) -> None:
     import pandas as pd
 
-    from cellrobust import __version__
     from cellrobust._io import atomic_write
+    from cellrobust.stages._record import provenance, save_figure
 
     for name, frame in (("metrics_per_image.csv", pd.DataFrame(rows)),
                         ("metrics.csv", pd.DataFrame(summary_table(summary)))):
         with atomic_write(out / name, "w") as handle:
             frame.to_csv(handle, index=False)
     write_json(out / "metrics.json", summary)
-    plot_ap_curve(summary, out / "ap_vs_iou.png", label=settings["label"])
-    resolved = {"stage": "evaluate", "version": __version__,
-                **{k: (str(v) if isinstance(v, Path) else v) for k, v in settings.items()},
-                "metrics": dataclasses.asdict(config)}
-    write_json(out / "config.json", resolved)
+    save_figure(_ap_figure(summary, label=label), out / "ap_vs_iou.png")
+    record = provenance("evaluate", config, segmenters=[segmenter] if segmenter else [],
+                        images=[s.name for s in samples])
+    write_json(out / "config.json", record)
 
 
 def format_summary(summary: dict, *, label: str = "", out: Path | None = None) -> str:
@@ -247,3 +232,23 @@ def format_summary(summary: dict, *, label: str = "", out: Path | None = None) -
         lines.append(f"written: {out}/metrics.csv, metrics.json, metrics_per_image.csv, "
                      "ap_vs_iou.png, config.json")
     return "\n".join(lines)
+
+
+def _ap_figure(summary: dict, *, label: str = ""):
+    """AP (TP/(TP+FP+FN), DSB 2018 convention) against the matching threshold."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 3.4), dpi=150)
+    ax = fig.subplots()
+    for avg, style in (("micro", "-o"), ("macro", "--s")):
+        rows = summary["matching"][avg]
+        ax.plot([r["threshold"] for r in rows], [r["ap"] for r in rows], style, ms=3,
+                label=f"{label} ({avg})".strip())
+    ax.set_xlabel("IoU threshold")
+    ax.set_ylabel("AP = TP / (TP + FP + FN)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title(f"{summary['n_images']} images", fontsize=9)
+    fig.tight_layout()
+    return fig

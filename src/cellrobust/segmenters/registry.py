@@ -1,0 +1,168 @@
+"""Segmenter kinds: what each needs, accepts and builds; detection of a kind from a file.
+
+Each adapter module defines one ``KIND = Kind(...)``; :data:`KIND_MODULES` lists them in
+detection order. Modules import their heavy libraries (onnxruntime, cellpose, ...) only inside
+``build``, so listing the kinds (``cellrobust models``) is cheap and a missing optional library
+is one clear line naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellrobust._validation import DataError, InputError, suggest
+from cellrobust.segmenters.spec import SegmenterSpec, parse_spec
+
+__all__ = ["KIND_MODULES", "Kind", "build_segmenter", "detect_kind", "get_kind", "kind_names",
+           "missing_requirements"]
+
+#: kind -> module defining ``KIND``, in the order targets are tried for detection.
+KIND_MODULES: dict[str, str] = {
+    "baseline": "cellrobust.segmenters.baselines",
+    "unet": "cellrobust.segmenters.unet",
+    "torchscript": "cellrobust.segmenters.torchscript",
+    "onnx": "cellrobust.segmenters.onnx",
+    "bioimageio": "cellrobust.segmenters.bioimageio",
+    "stardist": "cellrobust.segmenters.stardist",
+    "cellpose": "cellrobust.segmenters.cellpose",
+    "py": "cellrobust.segmenters.pyfactory",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of segmenter.
+
+    Attributes
+    ----------
+    name : str
+        The spec prefix (``onnx`` in ``onnx:model.onnx``).
+    summary : str
+        One line for ``cellrobust models``.
+    target : str
+        What TARGET is (a file, a folder, a pretrained name).
+    options : mapping of str to str
+        Accepted ``KEY=VALUE`` options and what each means (units, default).
+    requires : tuple of str
+        Importable modules the kind needs.
+    extra : str or None
+        The ``pip install 'cellrobust[EXTRA]'`` extra that installs them.
+    example : str
+        A full spec, as it would be typed.
+    build : callable
+        ``build(spec: SegmenterSpec) -> Segmenter``.
+    detect : callable or None
+        ``detect(path: Path) -> bool`` for an existing path: is this file or folder of this kind?
+    runs_code : bool
+        Building imports and runs user code (the ``py:`` kind): refused unless allowed.
+    """
+
+    name: str
+    summary: str
+    target: str
+    options: Mapping[str, str] | None
+    requires: tuple[str, ...]
+    extra: str | None
+    example: str
+    build: Callable = field(repr=False)
+    detect: Callable[[Path], bool] | None = field(default=None, repr=False)
+    runs_code: bool = False
+
+
+def kind_names() -> list[str]:
+    return list(KIND_MODULES)
+
+
+def get_kind(name: str) -> Kind:
+    """The :class:`Kind` called ``name`` (unknown names list the valid ones)."""
+    if name not in KIND_MODULES:
+        raise InputError(f"segmenter kind {name!r} is unknown{suggest(name, KIND_MODULES)}; "
+                         f"valid kinds are: {', '.join(KIND_MODULES)}")
+    return importlib.import_module(KIND_MODULES[name]).KIND
+
+
+def missing_requirements(kind: Kind) -> list[str]:
+    """The modules of ``kind.requires`` that cannot be imported here."""
+    return [m for m in kind.requires if importlib.util.find_spec(m.split(".")[0]) is None]
+
+
+def detect_kind(target: str) -> str:
+    """The kind of an unprefixed target: a baseline name, else the first kind whose ``detect``
+    recognises the existing file or folder.
+
+    Raises
+    ------
+    InputError
+        The target is no baseline and no file or folder, or no kind recognises it.
+    """
+    from cellrobust.segmenters.baselines import BASELINES
+
+    if target in BASELINES:
+        return "baseline"
+    path = Path(target)
+    if not path.exists():
+        raise InputError(f"segmenter target {target!r} not found: no such file or folder, "
+                         f"and not a baseline{suggest(target, BASELINES)} "
+                         f"({', '.join(BASELINES)}); give an existing model file or "
+                         "KIND:TARGET (see 'cellrobust models')")
+    for name in KIND_MODULES:
+        kind = get_kind(name)
+        if kind.detect is not None and kind.detect(path):
+            return name
+    raise InputError(f"segmenter target {target!r}: cannot tell which kind of model this is; "
+                     f"prefix it with one of {', '.join(KIND_MODULES)}, e.g. onnx:{target}")
+
+
+def build_segmenter(spec, *, allow_code: bool = False):
+    """Build the segmenter a spec describes.
+
+    Parameters
+    ----------
+    spec : str, SegmenterSpec or Segmenter
+        Text in the grammar of :mod:`cellrobust.segmenters.spec`, a parsed spec, or a
+        segmenter object (returned as is).
+    allow_code : bool
+        Allow kinds that import and run Python code (``py:``). Off by default: a spec read from
+        a configuration file must not run code its reader did not ask for.
+
+    Raises
+    ------
+    InputError
+        Unknown kind, undetectable target, unknown options, code not allowed, or a missing
+        optional library (naming the extra that installs it).
+    DataError
+        The model file exists but cannot be loaded.
+    """
+    if not isinstance(spec, (str, SegmenterSpec)):
+        return spec
+    spec = spec if isinstance(spec, SegmenterSpec) else parse_spec(spec)
+    kind = get_kind(spec.kind or detect_kind(spec.target))
+    if kind.runs_code and not allow_code:
+        raise InputError(f"segmenter {spec}: a {kind.name!r} spec imports and runs Python "
+                         "code; it runs only when code is allowed explicitly by whoever "
+                         "starts the run")
+    missing = missing_requirements(kind)
+    if missing:
+        hint = f"pip install 'cellrobust[{kind.extra}]'" if kind.extra else "install them"
+        raise InputError(f"segmenter {spec}: the {kind.name!r} kind needs "
+                         f"{', '.join(missing)}, which is not installed; {hint}")
+    _check_options(spec, kind)
+    segmenter = kind.build(spec)
+    if getattr(segmenter, "segment", None) is None:
+        raise DataError(f"segmenter {spec}: built a {type(segmenter).__name__}, which has no "
+                        "segment(images) method")
+    return segmenter
+
+
+def _check_options(spec: SegmenterSpec, kind: Kind) -> None:
+    if kind.options is None:
+        return
+    unknown = sorted(set(spec.options) - set(kind.options))
+    if unknown:
+        valid = ", ".join(sorted(kind.options)) or "none"
+        raise InputError(f"segmenter {spec}: unknown option(s) {', '.join(unknown)} for the "
+                         f"{kind.name!r} kind; valid options are: {valid}")

@@ -1,0 +1,154 @@
+"""cellrobust's own U-Net checkpoints (``.pt``) as segmenters.
+
+The checkpoint carries the network's architecture and its input normalisation, so inference
+normalises exactly as training did (:func:`cellrobust.models.inference.predict_tiled`); the
+probabilities go through the same threshold + connected components as every probability model
+(:func:`cellrobust.models.postprocess.probabilities_to_labels`).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellrobust._validation import DataError, InputError, check_ndim
+from cellrobust.models.inference import DEFAULT_HALO, DEFAULT_TILE
+from cellrobust.segmenters.protocol import file_sha256, library_versions
+
+__all__ = ["OPTIONS", "UNetSegmenter", "is_torchscript_archive"]
+
+#: Options of a U-Net checkpoint spec (also of the TorchScript/ONNX exports of one).
+OPTIONS: dict[str, str] = {
+    "tile": f"window side in px, a multiple of the network's size multiple (default {DEFAULT_TILE})",
+    "halo": f"context px discarded on each window side (default {DEFAULT_HALO})",
+    "batch_size": "windows per forward pass (default 2)",
+    "tta": "average the 8 dihedral transforms (default false; 8x slower)",
+    "threshold": "foreground probability threshold (default 0.5)",
+    "fill_holes": "fill holes in objects (default false)",
+    "min_size": "drop objects smaller than this many px (default 0)",
+    "watershed": "split touching objects by a distance-transform watershed (default false)",
+    "connectivity": "8 or 4 (default 8)",
+    "device": "cpu, cuda, cuda:N or auto (default auto)",
+}
+
+
+@dataclass
+class UNetSegmenter:
+    """A trained U-Net as a :class:`~cellrobust.segmenters.Segmenter`.
+
+    Parameters
+    ----------
+    model : UNet
+    name : str
+    tile, halo, batch_size, tta : see :func:`cellrobust.models.inference.predict_tiled`
+    threshold, fill_holes, min_size, watershed, connectivity :
+        Passed to :func:`cellrobust.models.postprocess.probabilities_to_labels`.
+    device : str
+    meta : dict
+        The checkpoint's metadata (``path``, ``sha256``, training record).
+    """
+
+    model: Any
+    name: str = "unet"
+    tile: int = DEFAULT_TILE
+    halo: int = DEFAULT_HALO
+    batch_size: int = 2
+    tta: bool = False
+    threshold: float = 0.5
+    fill_holes: bool = False
+    min_size: int = 0
+    watershed: bool = False
+    connectivity: int = 8
+    device: str = "cpu"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, name: str | None = None,
+                        device: str = "auto", **options: Any) -> "UNetSegmenter":
+        """Load ``path`` (a cellrobust ``.pt``) with the normalisation stored in it.
+
+        Torch threads are not touched here: the application sets them once for the process.
+        """
+        import torch
+
+        from cellrobust.models.checkpoint import load_checkpoint
+
+        unknown = sorted(set(options) - (set(OPTIONS) - {"device"}))
+        if unknown:
+            raise InputError(f"UNetSegmenter: unknown option(s) {unknown}; valid: "
+                             f"{sorted(set(OPTIONS) - {'device'})}")
+        if is_torchscript_archive(path):
+            raise DataError(f"{path}: this is a TorchScript archive, not a cellrobust "
+                            f"checkpoint; give it as torchscript:{path}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        model, _, meta = load_checkpoint(path, device=device)
+        model = model.to(memory_format=torch.channels_last)
+        meta["sha256"] = file_sha256(path)
+        default = os.path.splitext(os.path.basename(str(path)))[0]
+        return cls(model=model, name=name or f"unet:{default}", device=device, meta=meta,
+                   **options)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) raw gray levels -> (N, H, W) float32 probabilities in [0, 1]."""
+        from cellrobust.models.inference import predict_tiled
+
+        arr = np.asarray(images)
+        check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
+        return predict_tiled(self.model, arr, tile=self.tile, halo=self.halo,
+                             batch_size=self.batch_size, tta=self.tta, device=self.device)
+
+    def segment(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) raw gray levels -> (N, H, W) int32 instance labels."""
+        from cellrobust.models.postprocess import probabilities_to_labels
+
+        return probabilities_to_labels(
+            self.predict_proba(images), threshold=self.threshold,
+            connectivity=self.connectivity, fill_holes=self.fill_holes,
+            min_size=self.min_size, watershed=self.watershed).astype(np.int32)
+
+    def provenance(self) -> dict:
+        """Kind, checkpoint path and SHA-256, options, architecture, library versions."""
+        options = {k: getattr(self, k) for k in OPTIONS}
+        return {"kind": "unet", "target": self.meta.get("path"), "sha256": self.meta.get("sha256"),
+                "options": options, "model_config": self.model.config.to_dict(),
+                "versions": library_versions("cellrobust", "torch")}
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """True for a TorchScript zip (``torch.jit.save``): it holds compiled ``code/``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in n or n.endswith("constants.pkl") for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.is_file() and path.suffix in (".pt", ".pth") and not is_torchscript_archive(path)
+
+
+def _build(spec) -> UNetSegmenter:
+    path = Path(spec.target)
+    if not path.is_file():
+        raise InputError(f"segmenter {spec}: checkpoint {path} not found; give an existing .pt "
+                         "file written by cellrobust train")
+    options = dict(spec.options)
+    device = str(options.pop("device", "auto"))
+    return UNetSegmenter.from_checkpoint(path, name=spec.name, device=device, **options)
+
+
+def _kind():
+    from cellrobust.segmenters.registry import Kind
+
+    return Kind(name="unet", summary="a cellrobust U-Net checkpoint (cellrobust train)",
+                target="a .pt file", options=OPTIONS, requires=("torch",), extra=None,
+                example="mine=runs/a/best.pt,tta=true", build=_build, detect=_is_checkpoint)
+
+
+KIND = _kind()

@@ -1,0 +1,43 @@
+"""Process-wide settings, made once and explicitly by the application layer (never by the
+library): CPU threads for torch and how idle OpenMP threads wait.
+
+A library function never calls ``torch.set_num_threads``; the command line calls
+:func:`configure_threads` once before a stage runs. Threads default to the cores this process
+may run on (its CPU affinity, which container and ``taskset`` limits respect), divided among
+the worker processes, so there are never more runnable compute threads than cores. Idle OpenMP
+threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless the user set it): on a
+shared machine spinning threads burn the cores other processes need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["available_cores", "configure_threads"]
+
+
+def available_cores() -> int:
+    """Cores this process may run on (CPU affinity; ``os.cpu_count()`` where unsupported)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
+    """Set the OpenMP wait policy and torch's intra-op threads; return the thread count.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes that will share the cores (each gets ``cores // workers``).
+    threads : int, optional
+        Explicit thread count (overrides the division).
+    """
+    count = max(1, int(threads) if threads else available_cores() // max(1, int(workers)))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts
+    os.environ.setdefault("OMP_NUM_THREADS", str(count))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+    return count

@@ -1,0 +1,77 @@
+"""``cellrobust sweep``: open the images, cut the seeded patches, run the sweep, record it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellrobust._validation import collect_errors
+from cellrobust.sweep import Execution, SweepConfig
+
+__all__ = ["SweepStageConfig", "run"]
+
+
+@dataclass(frozen=True)
+class SweepStageConfig:
+    """One ``cellrobust sweep`` run.
+
+    Attributes
+    ----------
+    out : path
+        Results folder (resumable; a different sweep's results are refused unless
+        ``execution.overwrite``).
+    sweep : SweepConfig
+        Segmenters, artefacts, severities, thresholds, seed.
+    data : path, optional
+        Annotated data set (None: the simulator's test split).
+    split : str, optional
+    frames : int, optional
+        Evenly spaced subset of this many frames.
+    patches, patch_size : int
+        Seeded crops per frame and their side in px (the crops ``cellrobust evaluate
+        --patches`` scores with the same seed).
+    execution : Execution
+    """
+
+    out: str | Path
+    sweep: SweepConfig
+    data: str | Path | None = None
+    split: str | None = None
+    frames: int | None = None
+    patches: int = 6
+    patch_size: int = 256
+    execution: Execution = field(default_factory=Execution)
+
+    def __post_init__(self) -> None:
+        errors = []
+        if not (isinstance(self.patches, int) and self.patches >= 1):
+            errors.append(f"patches: expected a positive integer, got {self.patches!r}")
+        if self.patch_size != self.sweep.patch_size:
+            errors.append(f"patch_size: {self.patch_size} differs from the sweep's "
+                          f"{self.sweep.patch_size}; give one value")
+        collect_errors(errors, "sweep run")
+
+
+def load_samples(config: SweepStageConfig) -> tuple[list, list]:
+    """The evaluation patches and the frames they were cut from."""
+    from cellrobust.stages._data import eval_patches, open_frames
+
+    frames = open_frames(config.data, split=config.split, n_frames=config.frames,
+                         seed=config.sweep.seed)
+    return eval_patches(frames, n=config.patches, size=config.patch_size,
+                        seed=config.sweep.seed), frames
+
+
+def run(config: SweepStageConfig, *, progress: Callable[[list], None] | None = None):
+    """Run (or resume) the sweep into ``config.out``; return the table."""
+    from cellrobust._io import write_json
+    from cellrobust.stages._record import provenance
+    from cellrobust.sweep import run_sweep
+
+    samples, frames = load_samples(config)
+    table = run_sweep(config.sweep, samples, config.out, frames=frames,
+                      execution=config.execution, progress=progress)
+    write_json(Path(config.out) / "config.json",
+               provenance("sweep", config, images=[s.name for s in samples]))
+    return table
