@@ -44,6 +44,7 @@ from cellrobust.artefacts import intensity  # noqa: F401
 from cellrobust.artefacts import compression  # noqa: F401
 from cellrobust.artefacts import debris  # noqa: F401
 from cellrobust.artefacts import lines  # noqa: F401
+from cellrobust.artefacts._streams import Streams, vectorised
 from cellrobust.artefacts.normalise import MODES, normalise as _normalise
 from cellrobust.artefacts.registry import Artefact, get, names
 from cellrobust.data.sample import Sample
@@ -96,6 +97,21 @@ def _run(art, images, labels, value, gen, mode, options):
     return out, lab, params
 
 
+def _run_streams(art, images, labels, value, gens, mode, options):
+    """Per-image streams: one vectorised kernel call on a :class:`Streams` batch where the
+    artefact allows (rows bit-identical to :func:`apply` with ``gens[i]``), else image by image."""
+    if not vectorised(art.name, options):
+        parts = [_run(art, images[i:i + 1], None if labels is None else labels[i:i + 1], value,
+                      g, mode, options) for i, g in enumerate(gens)]
+        lab = None if labels is None else np.concatenate([p[1] for p in parts])
+        return np.concatenate([p[0] for p in parts]), lab, [p[2][0] for p in parts]
+    out, lab, params = _run(art, images, labels, value, Streams(gens), "none", options)
+    for i in range(images.shape[0]):  # per image: the clip range of float input is per image
+        out[i:i + 1] = _normalise(out[i:i + 1], mode, dtype=images.dtype,
+                                  clean=images[i:i + 1])
+    return out, lab, params
+
+
 def apply_batch(
     images: np.ndarray,
     name: str,
@@ -117,8 +133,9 @@ def apply_batch(
     value : float
         Severity parameter in the artefact's unit (``get(name).unit``), within its limits.
     rng : int, Generator, or a sequence of N of them
-        One stream for the whole batch (vectorised), or one per image (then each image gets
-        exactly what :func:`apply` would give it with that stream).
+        One stream for the whole batch, or one per image (then each image gets exactly what
+        :func:`apply` would give it with that stream; the kernel still runs once on the whole
+        stack where the artefact allows, drawing row i from stream i).
     labels : ndarray of int, shape (N, H, W), optional
         Instance labels; returned untouched for intensity artefacts, resampled for geometric
         ones. Some artefacts read them (``defocus`` relative to cell diameter, ``debris``).
@@ -150,11 +167,8 @@ def apply_batch(
         if len(rng) != images.shape[0]:
             raise InputError(f"rng: expected one generator per image ({images.shape[0]}), "
                              f"got {len(rng)}")
-        parts = [_run(art, images[i:i + 1], None if labels is None else labels[i:i + 1], value,
-                      as_rng(r), mode, options) for i, r in enumerate(rng)]
-        out = np.concatenate([p[0] for p in parts])
-        lab = None if labels is None else np.concatenate([p[1] for p in parts])
-        params = [p[2][0] for p in parts]
+        out, lab, params = _run_streams(art, images, labels, value, [as_rng(r) for r in rng],
+                                        mode, options)
     else:
         out, lab, params = _run(art, images, labels, value, as_rng(rng), mode, options)
     return out, lab, [{**base, "normalise": mode, **p} for p in params]

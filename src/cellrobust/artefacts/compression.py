@@ -4,6 +4,8 @@ Two codecs, identical in what they lose:
 
 - ``codec="opencv"`` (default): a real encode/decode round trip through OpenCV's libjpeg
   (reports the file size in bytes); measured 4.5x faster per 256x256 patch than the DCT model.
+  Stacks are encoded and decoded in a thread pool (one thread per available core; OpenCV
+  releases the GIL), each image on its own, so the result does not depend on the threads.
 - ``codec="dct"`` (batched model): the lossy core of baseline JPEG computed
   directly - level shift by 128, orthonormal 8x8 DCT-II per block (separable, edge blocks
   padded by replication, as libjpeg does), quantisation with the IJG luminance table scaled by
@@ -21,6 +23,9 @@ References: Wallace, IEEE Trans. Consumer Electron. 38(1) (1992); ITU-T T.81 Ann
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -80,15 +85,33 @@ def jpeg_roundtrip(image8: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
 
 
 def _to_8bit(images, dtype):
+    """(N, H, W) uint8 images, per-image offset and scale: x ~= img8 * scale + lo."""
     n = images.shape[0]
-    if dtype is not None and np.dtype(dtype) == np.uint8:
-        lo, scale = np.zeros((n, 1, 1), np.float32), np.ones((n, 1, 1), np.float32)
+    if dtype is not None and np.dtype(dtype) == np.uint8:  # exact gray levels already
+        return images.astype(np.uint8), None, None
+    flat = images.reshape(n, -1)
+    lo = flat.min(axis=1)[:, None, None]
+    span = flat.max(axis=1)[:, None, None] - lo
+    scale = np.where(span > 0, span / np.float32(255), 1).astype(np.float32)
+    return np.clip(np.rint((images - lo) / scale), 0, 255).astype(np.uint8), lo, scale
+
+
+def _roundtrip_all(img8: np.ndarray, quality: int) -> tuple[np.ndarray, list[int]]:
+    """libjpeg round trip of every image; threads for stacks (OpenCV releases the GIL)."""
+    if img8.shape[0] == 1:
+        results = [jpeg_roundtrip(img8[0], quality)]
     else:
-        flat = images.reshape(n, -1)
-        lo = flat.min(axis=1)[:, None, None]
-        span = flat.max(axis=1)[:, None, None] - lo
-        scale = np.where(span > 0, span / np.float32(255), 1).astype(np.float32)
-    return np.clip(np.rint((images - lo) / scale), 0, 255), lo, scale
+        workers = min(img8.shape[0], _cores())
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda im: jpeg_roundtrip(im, quality), img8))
+    return np.stack([r[0] for r in results]), [r[1] for r in results]
+
+
+def _cores() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _jpeg(images, value, rng, *, labels=None, dtype=None, codec="opencv"):
@@ -96,14 +119,13 @@ def _jpeg(images, value, rng, *, labels=None, dtype=None, codec="opencv"):
     quality = int(round(value))
     img8, lo, scale = _to_8bit(images, dtype)
     if codec == "dct":
-        out, nonzero = jpeg_dct(img8, quality)
+        out, nonzero = jpeg_dct(img8.astype(np.float32), quality)
         params = [{"quality": quality, "nonzero_coefficients": int(k)} for k in nonzero]
     else:
-        out, params = np.empty_like(img8), []
-        for i, img in enumerate(img8.astype(np.uint8)):
-            out[i], nbytes = jpeg_roundtrip(img, quality)
-            params.append({"quality": quality, "bytes": nbytes})
-    return out * scale + lo, params
+        out, sizes = _roundtrip_all(img8, quality)
+        params = [{"quality": quality, "bytes": nbytes} for nbytes in sizes]
+    out = out.astype(np.float32)
+    return out if scale is None else out * scale + lo, params
 
 
 JPEG = register(Artefact(
