@@ -58,11 +58,11 @@ def test_cli_info_simulated_default_json(capsys):
     assert info["shapes"] == [[576, 720]] and info["objects_per_frame"]["max"] > 50
 
 
-def test_cli_errors_are_one_line(tmp_path: Path, capsys):
+def test_cli_errors_are_one_line(tmp_path: Path, ctc_dir: Path, capsys):
     assert main(["data", "info", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cellrobust: error: ") and "path does not exist" in err
-    assert main(["data", "info", str(tmp_path), "--masks", "golden"]) == 2
+    assert main(["data", "info", str(ctc_dir), "--masks", "golden"]) == 2
     assert "masks: unknown value 'golden'" in capsys.readouterr().err
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cellrobust.data.dataset import Dataset, Entry, formats, open_dataset
+from cellrobust.data._base import Dataset, Entry
+from cellrobust.data.dataset import formats, open_dataset
 from cellrobust.data.info import DatasetInfo, describe
 from cellrobust.data.patches import iter_patches, random_patches
+from cellrobust.data.polarity import detect_polarity
 from cellrobust.data.sample import Sample
-from cellrobust.data.splits import PSC_SPLITS, psc_split, split_dataset
+from cellrobust.data.splits import PSC_SPLITS, Split, default_split, psc_split, split_dataset
 
 __all__ = [
     "PSC_SPLITS",
@@ -21,7 +23,10 @@ __all__ = [
     "DatasetInfo",
     "Entry",
     "Sample",
+    "Split",
+    "default_split",
     "describe",
+    "detect_polarity",
     "formats",
     "iter_patches",
     "load_default_dataset",

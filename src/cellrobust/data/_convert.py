@@ -12,10 +12,14 @@ Images become 2-D gray arrays kept in their own precision where possible:
 * singleton axes (``(1, H, W)``, ``(H, W, 1)``) are squeezed;
 * ``bool``, complex and object images, and anything still not 2-D, raise :class:`DataError`.
 
-Masks become ``int32`` instance labels, 0 = background, 1..n sequential. A *binary* mask (two
-values, e.g. 0/1 or 0/255) is split into 8-connected components — touching cells then merge, so
-such instances are approximate. An *instance* mask is relabelled sequentially in order of its
-original values.
+Masks become ``int32`` instance labels, 0 = background, 1..n sequential. A *binary* mask (a
+``bool`` mask, or one whose only non-zero value is 1, 255 or 65535) is split into 8-connected
+components — touching cells then merge, so such instances are approximate; this is decided for
+each mask on its own. Any other mask is an *instance* mask, relabelled sequentially in order of its
+original values (a mask holding one object labelled 7 is one exact instance). Palette, gray+alpha,
+RGB and RGBA masks are first turned into label values by the rules of
+:mod:`cellrobust.data._masks` (palette index = label; each distinct colour = one instance, black
+or transparent = background; equal channels = gray values).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cellrobust._validation import DataError
+from cellrobust.data._masks import colour_to_values, read_palette_indices
 
 RGB_WEIGHTS = (0.2125, 0.7154, 0.0721)
 """BT.709 luma weights used to convert RGB images to gray (as :func:`skimage.color.rgb2gray`)."""
@@ -56,6 +61,13 @@ def read_array_meta(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     from cellrobust._io import read_image
 
     return read_image(file), meta
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask file: like :func:`read_array`, except that a palette image gives its palette
+    indices (index = label) rather than the colours the palette maps them to."""
+    indices = read_palette_indices(Path(path))
+    return read_array(path) if indices is None else indices
 
 
 def _pixel_size_um(tif, page) -> float | None:
@@ -164,32 +176,49 @@ def to_labels(mask: np.ndarray, *, file: object, kind: str = "auto") -> tuple[np
 
     Parameters
     ----------
-    mask : ndarray, shape (H, W)
-        Integer, bool or integer-valued float mask; singleton axes are squeezed.
+    mask : ndarray, shape (H, W) or (H, W, C)
+        Integer, bool or integer-valued float mask; singleton axes are squeezed. ``C`` = 2
+        (gray + alpha), 3 (RGB) or 4 (RGBA) colour masks follow :mod:`cellrobust.data._masks`.
     file : object
         Printed in error messages (the mask's path).
     kind : {"auto", "binary", "instance"}
         ``"binary"``: every non-zero pixel is foreground, instances are 8-connected components.
-        ``"instance"``: each value is one object. ``"auto"``: binary when the mask holds at most
-        two distinct values (0 and one other), instance otherwise.
+        ``"instance"``: each value is one object. ``"auto"``: binary when the mask is ``bool`` or
+        its only non-zero value is 1, 255 or 65535 (or a colour mask has one colour), instance
+        otherwise.
 
     Returns
     -------
     labels : ndarray of int32, shape (H, W)
         0 = background, 1..n sequential.
     approximate : bool
-        True when instances were derived from a binary mask.
+        True when instances were derived from a binary mask (for this mask alone).
     """
     array = _squeeze(np.asarray(mask))
+    in_colour = False
+    if array.ndim == 3:
+        array, in_colour = colour_to_values(array, file=file)
     if array.ndim != 2:
         raise DataError(f"{file}: unsupported mask shape {array.shape}; expected a 2-D label image")
+    binary_dtype = array.dtype == bool
     array = _integer_mask(array, file=file)
-    values = None if kind == "binary" else np.unique(array)
-    if values is None or (kind == "auto" and values.size <= 2):
+    values = np.unique(array)
+    if kind == "binary" or (kind == "auto" and _is_binary(values, binary_dtype or in_colour)):
         from skimage.measure import label
 
         return label(array > 0, connectivity=2).astype(np.int32, copy=False), True
     return relabel_sequential(array, values), False
+
+
+BINARY_VALUES = (1, 255, 65535)
+"""The foreground values of a binary mask (0/1, 0/255 8-bit, 0/65535 16-bit)."""
+
+
+def _is_binary(values: np.ndarray, one_value_is_binary: bool) -> bool:
+    foreground = values[values != 0]
+    if foreground.size != 1:  # empty masks hold no instance to approximate
+        return False
+    return one_value_is_binary or int(foreground[0]) in BINARY_VALUES
 
 
 def _integer_mask(array: np.ndarray, *, file: object) -> np.ndarray:

@@ -36,9 +36,11 @@ def numbered(files: Iterable[Path], pattern: str) -> dict[int, Path]:
 
 def reject_options(fmt: str, given: dict, allowed: Sequence[str]) -> None:
     """Raise :class:`InputError` for options that do not apply to the format ``fmt``."""
-    defaults = {"split": None, "masks": "gt", "sequences": None, "channel": None,
+    defaults = {"split": None, "masks": None, "sequences": None, "channel": None,
                 "trust_pickle": False}
-    bad = [k for k, v in given.items() if k not in allowed and v != defaults.get(k)]
+    # masks="gt" (the ground truth) is what every layout holds: accepted everywhere
+    bad = [k for k, v in given.items()
+           if k not in allowed and v != defaults.get(k) and (k, v) != ("masks", "gt")]
     if bad:
         raise InputError(
             f"option(s) {', '.join(bad)} do not apply to the {fmt} layout "

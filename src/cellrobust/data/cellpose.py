@@ -26,7 +26,7 @@ import numpy as np
 from cellrobust._validation import DataError, InputError
 from cellrobust.data._convert import to_gray, to_labels
 from cellrobust.data._layout import image_files, reject_options, unpaired_error
-from cellrobust.data.dataset import Dataset, Entry, Reader, check_same_shape
+from cellrobust.data._base import Dataset, Entry, Reader, check_same_shape
 from cellrobust.data.sample import Sample
 
 NAME = "cellpose-npz"

@@ -7,8 +7,11 @@ Layout (Ulman et al., Nat. Methods 14:1141, 2017; https://celltrackingchallenge.
     <dataset>/01_ST/SEG/man_seg000.tif   silver-truth instance masks (computer-generated)
     <dataset>/02/...                     a second sequence
 
-Masks are 16-bit instance labels (relabelled sequentially here). ``masks="gt"`` uses gold truth,
-``"st"`` silver truth, ``"gt+st"`` gold where a frame has it and silver elsewhere; the sample's
+Masks are 16-bit instance labels (relabelled sequentially here). A mask that is *binary* (its only
+non-zero value is 1, 255 or 65535, as some silver-truth or hand-made masks are) is split into
+8-connected components and that frame's ``meta["approximate_instances"]`` is True (decided per
+frame; see :func:`cellrobust.data._convert.to_labels`). ``masks="gt"`` (the default) uses gold
+truth, ``"st"`` silver truth, ``"gt+st"`` gold where a frame has it and silver elsewhere; the sample's
 ``meta["truth"]`` says which. Frames without the chosen masks carry ``labels=None`` and are skipped
 by :func:`~cellrobust.data.open_dataset` unless ``unannotated="keep"``. 3-D slice annotations
 (``man_seg_TTT_ZZZ.tif``) are ignored. The path may be the data set folder or one sequence folder.
@@ -20,9 +23,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from cellrobust._validation import InputError
+from cellrobust._validation import InputError, check_choice
+from cellrobust.data._base import Dataset, Entry, Reader
 from cellrobust.data._layout import image_files, numbered, reject_options, unpaired_error
-from cellrobust.data.dataset import Dataset, Entry, Reader
 
 NAME = "ctc"
 DESCRIPTION = (
@@ -32,6 +35,7 @@ DESCRIPTION = (
 FRAME_RE = r"t(\d{3,4})\.tiff?"
 MASK_RE = r"man_seg(\d{3,4})\.tiff?"
 _SEQ_RE = re.compile(r"\d{2,3}")
+MASK_CHOICES = ("gt", "st", "gt+st")
 
 
 def _sequences(root: Path) -> list[str]:
@@ -54,11 +58,14 @@ def can_read(path: Path) -> bool:
     return _is_sequence_folder(path) or bool(_sequences(path))
 
 
-def read(path: Path, *, masks: str = "gt", sequences: str | Sequence[str] | None = None,
-         **options) -> Dataset:
+def read(path: Path, *, masks: str | None = None,
+         sequences: str | Sequence[str] | None = None, **options) -> Dataset:
     """Build the lazy :class:`~cellrobust.data.Dataset` (every frame; unannotated ones with
-    ``mask=None``). ``sequences``: ``"01"``, ``["01", "02"]`` or None for all."""
+    ``mask=None``). ``masks``: ``"gt"`` (None), ``"st"`` or ``"gt+st"``; ``sequences``:
+    ``"01"``, ``["01", "02"]`` or None for all."""
     reject_options(NAME, options, ())
+    masks = "gt" if masks is None else masks
+    check_choice("masks", masks, MASK_CHOICES)
     root = path
     if _is_sequence_folder(path):
         root, chosen = path.parent, [path.name]
@@ -104,7 +111,7 @@ def _sequence_entries(root: Path, seq: str, masks: str) -> list[Entry]:
         if truth:
             meta["truth"] = truth
         entries.append(Entry(name=f"{root.name}/{seq}/{image.stem}", image=image, mask=mask,
-                             mask_kind="instance", meta=meta))
+                             mask_kind="auto", meta=meta))
     return entries
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cellrobust._validation import InputError
 from cellrobust.data._layout import image_files, numbered, reject_options, unpaired_error
-from cellrobust.data.dataset import Dataset, Entry, Reader
+from cellrobust.data._base import Dataset, Entry, Reader
 
 NAME = "deepimagej"
 DESCRIPTION = (

@@ -4,8 +4,9 @@ Two layouts are recognised:
 
 * **two sub-folders** — images in one of ``images/``, ``image/``, ``imgs/``, ``img/``, ``raw/``,
   ``inputs/``; masks in one of ``masks/``, ``mask/``, ``labels/``, ``label/``, ``gt/``,
-  ``annotations/``, ``outputs/``; ``images/a01.tif`` pairs with ``masks/a01.tif`` (or
-  ``masks/a01_mask.png``);
+  ``annotations/``, ``outputs/`` (the first present, with a warning when several are; choose one
+  with ``masks="labels"`` or any sub-folder name); ``images/a01.tif`` pairs with
+  ``masks/a01.tif`` (or ``masks/a01_mask.png``);
 * **one folder** — a file whose name carries a mask word (``mask``, ``masks``, ``label``,
   ``labels``, ``seg``, ``gt``) as a separate token is a mask, every other image file an image;
   ``cell01.tif`` pairs with ``cell01_mask.tif``, ``img2d.tif`` with ``mask2d.tif``.
@@ -19,19 +20,22 @@ sequentially); see :func:`cellrobust.data._convert.to_labels`.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
-from cellrobust._validation import DataError
+from cellrobust._validation import DataError, InputError
 from cellrobust.data._layout import image_files, reject_options, unpaired_error
-from cellrobust.data.dataset import Dataset, Entry, Reader
+from cellrobust.data._base import Dataset, Entry, Reader
 
 NAME = "folders"
 DESCRIPTION = (
-    "plain folders: images/ + masks/ (or labels/) sub-folders paired by stem, or one folder "
+    "plain folders: images/ + masks/ (or labels/, gt/, ..., or a chosen mask folder) "
+    "sub-folders paired by stem, or one folder "
     "with image files and *_mask.* (mask*, *_labels.*) files paired by stem"
 )
 IMAGE_DIRS = ("images", "image", "imgs", "img", "raw", "inputs")
 MASK_DIRS = ("masks", "mask", "labels", "label", "gt", "annotations", "outputs")
+GROUND_TRUTH = "gt"
 _SEP = r"[_\-. ]"
 _MASK_WORD = re.compile(rf"(?:(?<=^)|(?<={_SEP}))(masks?|labels?|seg|gt)(?=$|{_SEP}|\d)")
 _IMAGE_WORD = re.compile(rf"(?:(?<=^)|(?<={_SEP}))(img|image|raw|input)(?=$|{_SEP}|\d)")
@@ -53,10 +57,12 @@ def is_mask_name(stem: str) -> bool:
     return _MASK_WORD.search(stem.lower()) is not None
 
 
-def _subfolders(path: Path) -> tuple[Path, Path] | None:
-    image_dir = next((path / d for d in IMAGE_DIRS if image_files(path / d)), None)
-    mask_dir = next((path / d for d in MASK_DIRS if image_files(path / d)), None)
-    return (image_dir, mask_dir) if image_dir and mask_dir else None
+def _image_dir(path: Path) -> Path | None:
+    return next((path / d for d in IMAGE_DIRS if image_files(path / d)), None)
+
+
+def _mask_dirs(path: Path) -> list[Path]:
+    return [path / d for d in MASK_DIRS if image_files(path / d)]
 
 
 def _flat(path: Path) -> tuple[list[Path], list[Path]]:
@@ -69,27 +75,63 @@ def can_read(path: Path) -> bool:
     """True for a folder with image + mask sub-folders, or with image and mask files."""
     if not path.is_dir():
         return False
-    if _subfolders(path):
+    if _image_dir(path) and _mask_dirs(path):
         return True
     images, masks = _flat(path)
     return bool(images) and bool(masks)
 
 
-def read(path: Path, **options) -> Dataset:
-    """Build the lazy :class:`~cellrobust.data.Dataset`, pairing images and masks by stem."""
-    reject_options(NAME, options, ())
-    dirs = _subfolders(path)
-    images, masks = (image_files(dirs[0]), image_files(dirs[1])) if dirs else _flat(path)
-    by_image, by_mask = _index(path, images), _index(path, masks)
+def read(path: Path, *, masks: str | None = None, **options) -> Dataset:
+    """Build the lazy :class:`~cellrobust.data.Dataset`, pairing images and masks by stem.
+
+    ``masks`` names the mask sub-folder (default: the first of :data:`MASK_DIRS` present;
+    ``"gt"``, the ground truth of every layout, is the ``gt/`` folder when there is one and the
+    default folder otherwise).
+    """
+    reject_options(NAME, options, ("masks",))
+    images, mask_files, mask_dir = _files(path, masks)
+    by_image, by_mask = _index(path, images), _index(path, mask_files)
     unpaired = [by_image[k] for k in by_image.keys() - by_mask.keys()]
     unpaired += [by_mask[k] for k in by_mask.keys() - by_image.keys()]
     if unpaired:
         raise unpaired_error(path, "unpaired files", unpaired,
                              "every image to have a mask with the same stem and vice versa")
+    meta = {"format": NAME, **({"mask_folder": mask_dir.name} if mask_dir else {})}
     entries = [Entry(name=f"{path.name}/{by_image[k].stem}", image=by_image[k], mask=by_mask[k],
-                     mask_kind="auto", meta={"format": NAME})
+                     mask_kind="auto", meta=meta)
                for k in sorted(by_image)]
     return Dataset(entries, format=NAME, path=path)
+
+
+def _files(path: Path, masks: str | None) -> tuple[list[Path], list[Path], Path | None]:
+    """(image files, mask files, mask folder or None for the one-folder layout)."""
+    mask_dir = _chosen_mask_dir(path, masks)
+    if mask_dir is None:
+        return *_flat(path), None
+    image_dir = _image_dir(path)
+    images = image_files(image_dir) if image_dir else _flat(path)[0]
+    return images, image_files(mask_dir), mask_dir
+
+
+def _chosen_mask_dir(path: Path, masks: str | None) -> Path | None:
+    if masks == GROUND_TRUTH and not (path / masks).is_dir():
+        masks = None  # "gt", the ground truth of every layout: here the detected mask folder
+    if masks is not None:
+        if image_files(path / masks):
+            return path / masks
+        found = sorted(d.name for d in path.iterdir() if d.is_dir() and image_files(d))
+        raise InputError(
+            f"masks: {path} has no sub-folder {masks!r} holding images; expected the name of the "
+            f"mask folder, found: {', '.join(found) or 'no sub-folder with images'}"
+        )
+    candidates = _mask_dirs(path) if _image_dir(path) else []
+    if len(candidates) > 1:
+        warnings.warn(
+            f"{path}: several mask folders ({', '.join(d.name for d in candidates)}); using "
+            f"{candidates[0].name}/ - pass masks={candidates[1].name!r} to choose another",
+            UserWarning, stacklevel=4,
+        )
+    return candidates[0] if candidates else None
 
 
 def _index(root: Path, files: list[Path]) -> dict[str, Path]:

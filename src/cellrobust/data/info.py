@@ -3,7 +3,9 @@
 Statistics are computed from the annotated frames: objects per frame (the number of instance
 labels), foreground fraction (share of pixels with label > 0), and object areas in pixels
 (percentiles 5/25/50/75/95 over every object of every frame). For binary masks (DeepImageJ
-layout), objects are 8-connected components, so touching cells count as one.
+layout), objects are 8-connected components, so touching cells count as one. Whether instances
+are approximate is decided per frame; the data set is called approximate only when every
+described annotated frame is (``n_approximate`` counts them, the text says "mixed" otherwise).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class DatasetInfo:
     object_area_px: dict[str, float]
     approximate_instances: bool
     pixel_size_um: float | None = None
+    n_approximate: int = 0
+    n_annotated_described: int = 0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,14 +67,21 @@ class DatasetInfo:
                 f"foreground fraction: mean {fg['mean']:.4f} "
                 f"(min {fg['min']:.4f}, max {fg['max']:.4f})",
                 "object area (px):    " + ", ".join(f"{k} {v:.0f}" for k, v in area.items()),
-                "instances:           "
-                + ("approximate (connected components of binary masks)"
-                   if self.approximate_instances else "exact (instance masks)"),
+                f"instances:           {self._instances_text()}",
             ]
         if self.pixel_size_um:
             lines.append(f"pixel size:          {self.pixel_size_um:g} um")
         lines += [f"note:                {n}" for n in self.notes]
         return "\n".join(lines)
+
+    def _instances_text(self) -> str:
+        if self.approximate_instances:
+            return "approximate (connected components of binary masks)"
+        if self.n_approximate:
+            return (f"mixed: {self.n_approximate} of {self.n_annotated_described} annotated "
+                    "frames approximate "
+                    "(binary masks), the others exact (instance masks)")
+        return "exact (instance masks)"
 
 
 def describe(
@@ -114,7 +125,7 @@ class _Accumulator:
         self.dtypes: set[str] = set()
         self.lo, self.hi, self.means = np.inf, -np.inf, []
         self.counts, self.fg, self.areas = [], [], []
-        self.n_annotated, self.approx = 0, False
+        self.n_annotated, self.n_approx = 0, 0
         self.pixel_size: float | None = None
 
     def add(self, sample: Sample) -> None:
@@ -127,7 +138,7 @@ class _Accumulator:
         if sample.labels is None:
             return
         self.n_annotated += 1
-        self.approx |= bool(sample.meta.get("approximate_instances", False))
+        self.n_approx += bool(sample.meta.get("approximate_instances", False))
         area = np.bincount(sample.labels.ravel())[1:]
         area = area[area > 0]
         self.counts.append(area.size)
@@ -151,8 +162,10 @@ class _Accumulator:
             foreground_fraction=_summary(self.fg),
             object_area_px={f"p{p}": float(np.percentile(areas, p)) for p in AREA_PERCENTILES}
             if areas.size else {},
-            approximate_instances=self.approx,
+            approximate_instances=0 < self.n_approx == self.n_annotated,
             pixel_size_um=self.pixel_size,
+            n_approximate=self.n_approx,
+            n_annotated_described=self.n_annotated,
             notes=notes,
         )
 

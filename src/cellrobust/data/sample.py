@@ -40,6 +40,14 @@ class Sample:
                 f"{self.labels.shape} differ; masks must match their images pixel for pixel"
             )
 
+    def __repr__(self) -> str:
+        """Name, dtypes, shapes and object count - never the pixel values."""
+        labels = "None"
+        if self.labels is not None:
+            labels = f"{_describe(self.labels)}, {_n_objects(self.labels)} objects"
+        return (f"Sample(name={self.name!r}, image={_describe(self.image)}, labels={labels}, "
+                f"meta keys={sorted(self.meta)})")
+
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) in pixels."""
@@ -50,3 +58,12 @@ class Sample:
         if "meta" in changes:
             changes["meta"] = {**self.meta, **changes["meta"]}
         return replace(self, **changes)
+
+
+def _describe(array: np.ndarray) -> str:
+    return f"{array.dtype} {'x'.join(str(n) for n in array.shape)}"
+
+
+def _n_objects(labels: np.ndarray) -> int:
+    """Distinct non-zero labels (cheap for sequential labels: their maximum)."""
+    return int(np.count_nonzero(np.unique(labels)))

@@ -4,17 +4,24 @@ The PSC studies (DeepImageJ U-Net on PhC-C2DL-PSC) used train = sequence 01 fram
 (101 frames), validation = sequence 02 frames 235-250 (16) and test = sequence 02 frames 150-234
 (85). :func:`psc_split` selects these frames from a Cell Tracking Challenge copy of PhC-C2DL-PSC
 (as ``cellrobust data fetch psc`` downloads it) or from the DeepImageJ prepared folders.
+:func:`split_dataset` is a seeded split into any fractions; :func:`default_split` is the
+train/validation split used when a data set comes without one (rules in its docstring).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from cellrobust._rng import derive_rng
 from cellrobust._validation import DataError, InputError, check_choice, check_range
-from cellrobust.data.dataset import Dataset, Entry
+from cellrobust.data._base import Dataset, Entry, load_entry
+from cellrobust.data.patches import crop
+from cellrobust.data.sample import Sample
 
 PSC_SPLITS: dict[str, tuple[str, int, int]] = {
     "train": ("01", 150, 250),
@@ -133,3 +140,168 @@ def _sizes(n: int, fractions: list[float]) -> list[int]:
     for i in np.argsort(-(raw - sizes), kind="stable")[: n - sizes.sum()]:
         sizes[i] += 1
     return sizes.tolist()
+
+
+class Split(NamedTuple):
+    """``train, validation, record = default_split(...)``; ``record`` is JSON-ready."""
+
+    train: Dataset
+    validation: Dataset
+    record: dict[str, Any]
+
+
+def default_split(dataset: Dataset, *, val_fraction: float = 0.2, seed: int = 0) -> Split:
+    """Split a data set into training and validation frames, deterministically.
+
+    The same data and seed always give the same split; the rule depends on the data:
+
+    1. **the layout's own split** - a DeepImageJ root holding ``train/`` and ``validation/``
+       keeps it (``test/`` frames are left out and listed in ``record["held_out"]``);
+    2. **by sequence** - frames with two or more ``meta["sequence"]`` values (Cell Tracking
+       Challenge ``01``/``02``) are split by whole sequences, so neighbouring time-lapse frames
+       never sit on both sides;
+    3. **contiguous** - one time-lapse (one CTC sequence, or one DeepImageJ split folder, whose
+       entries carry ``meta["frame"]``): validation is one contiguous run of frames (in frame
+       order) at a seeded position, which limits leakage between neighbouring frames;
+    4. **shuffled** - other data sets (plain folders, Cellpose): a seeded shuffle of frames;
+    5. **spatial** - a single frame (e.g. one fluorescence image) is cut across its longer axis:
+       training gets the first ``1 - val_fraction`` of it, validation the rest (cells crossing
+       the cut become two partial objects); a ``UserWarning`` says that validation is then not
+       independent of training.
+
+    Validation gets ``max(1, round(val_fraction * n))`` of the ``n`` frames (or sequences),
+    training the rest (at least one).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        As :func:`~cellrobust.data.open_dataset` returns it (no file is read, except the one
+        frame of a single-frame data set, whose size sets the cut).
+    val_fraction : float
+        Share of frames (or sequences) for validation, in (0, 1); ignored when the layout has
+        its own split.
+    seed : int
+        Seeds the choice of frames (``derive_rng(seed, "default-split")``).
+
+    Returns
+    -------
+    Split
+        ``(train, validation, record)``: two lazy Datasets and a dict with ``method``
+        (``"layout"``, ``"sequence"``, ``"contiguous"``, ``"shuffled"`` or ``"spatial"``),
+        ``seed``, ``val_fraction``, the sample names of each side (``train``, ``validation``),
+        plus ``sequences``, ``held_out`` or ``window`` where they apply.
+
+    Raises
+    ------
+    DataError
+        When the data set has no frame.
+    """
+    check_range("val_fraction", val_fraction, low=0, high=1, low_inclusive=False,
+                high_inclusive=False)
+    if len(dataset) == 0:
+        raise DataError(f"{dataset.path}: empty data set; expected at least one frame to split")
+    method, train, val, extra = _choose(dataset, val_fraction, seed)
+    record = {"method": method, "seed": int(seed), "val_fraction": float(val_fraction),
+              "train": train.names, "validation": val.names, **extra}
+    return Split(train, val, record)
+
+
+def _choose(dataset: Dataset, fraction: float, seed: int):
+    splits = {e.meta.get("split") for e in dataset.entries}
+    if dataset.format == "deepimagej" and {"train", "validation"} <= splits:
+        return _by_layout(dataset)
+    sequences = sorted({str(e.meta["sequence"]) for e in dataset.entries
+                        if "sequence" in e.meta})
+    if len(dataset) == 1:
+        return _spatial(dataset, fraction)
+    if len(sequences) > 1 and all("sequence" in e.meta for e in dataset.entries):
+        return _by_sequence(dataset, sequences, fraction, seed)
+    if len(sequences) <= 1 and all("frame" in e.meta for e in dataset.entries):
+        return _contiguous(dataset, fraction, seed)
+    return _shuffled(dataset, fraction, seed)
+
+
+def _n_val(n: int, fraction: float) -> int:
+    return min(n - 1, max(1, int(round(fraction * n))))
+
+
+def _by_layout(dataset: Dataset):
+    def side(name: str) -> Dataset:
+        return dataset.where(lambda e: e.meta.get("split") == name)
+
+    held_out = [e.name for e in dataset.entries
+                if e.meta.get("split") not in ("train", "validation")]
+    return "layout", side("train"), side("validation"), {"held_out": held_out}
+
+
+def _by_sequence(dataset: Dataset, sequences: list[str], fraction: float, seed: int):
+    order = derive_rng(seed, "default-split").permutation(len(sequences))
+    val_seqs = sorted(sequences[i] for i in order[:_n_val(len(sequences), fraction)])
+    in_val = lambda e: str(e.meta["sequence"]) in val_seqs  # noqa: E731
+    train, val = dataset.where(lambda e: not in_val(e)), dataset.where(in_val)
+    seqs = {"train": [s for s in sequences if s not in val_seqs], "validation": val_seqs}
+    return "sequence", train, val, {"sequences": seqs}
+
+
+def _contiguous(dataset: Dataset, fraction: float, seed: int):
+    order = sorted(range(len(dataset)), key=lambda i: dataset.entries[i].meta["frame"])
+    n_val = _n_val(len(order), fraction)
+    start = int(derive_rng(seed, "default-split").integers(0, len(order) - n_val + 1))
+    val_idx = order[start:start + n_val]
+    train_idx = [i for i in order if i not in val_idx]
+    return "contiguous", dataset.subset(train_idx), dataset.subset(val_idx), {}
+
+
+def _shuffled(dataset: Dataset, fraction: float, seed: int):
+    names = sorted(dataset.names)
+    order = derive_rng(seed, "default-split").permutation(len(names))
+    val_names = {names[i] for i in order[:_n_val(len(names), fraction)]}
+    train = [n for n in dataset.names if n not in val_names]
+    val = [n for n in dataset.names if n in val_names]
+    return "shuffled", dataset.subset(train), dataset.subset(val), {}
+
+
+def _spatial(dataset: Dataset, fraction: float):
+    entry = dataset.entries[0]
+    h, w = dataset[0].shape
+    axis = 0 if h >= w else 1
+    cut = min(max(1, int(round((1 - fraction) * (h, w)[axis]))), (h, w)[axis] - 1)
+    windows = {"train": _window(axis, 0, cut, h, w), "validation": _window(axis, cut, None, h, w)}
+    loader = WindowLoader(dataset.loader)
+    sides = [Dataset([_windowed(entry, side, windows[side])], format=dataset.format,
+                     path=dataset.path, loader=loader) for side in ("train", "validation")]
+    axis_name = ("rows", "columns")[axis]
+    warnings.warn(
+        f"{dataset.path}: only one annotated frame ({entry.name}); training on {axis_name} "
+        f"0-{cut - 1} and validating on {axis_name} {cut}-{(h, w)[axis] - 1} of the same image, "
+        "so validation is not independent of training - add frames for a real validation set",
+        UserWarning, stacklevel=4,
+    )
+    return "spatial", sides[0], sides[1], {"window": windows}
+
+
+def _window(axis: int, start: int, stop: int | None, h: int, w: int) -> dict[str, int]:
+    stop = (h, w)[axis] if stop is None else stop
+    y0, y1, x0, x1 = (start, stop, 0, w) if axis == 0 else (0, h, start, stop)
+    return {"y": y0, "x": x0, "height": y1 - y0, "width": x1 - x0}
+
+
+def _windowed(entry: Entry, side: str, window: dict[str, int]) -> Entry:
+    meta = {**entry.meta, "window": window, "parent": entry.name, "split": side}
+    return replace(entry, name=f"{entry.name}/{side}", meta=meta)
+
+
+@dataclass(frozen=True)
+class WindowLoader:
+    """Loads an entry with ``base`` (default: from files) and cuts ``meta["window"]`` from it
+    (image and labels together, labels relabelled 1..n). Picklable, like the Dataset."""
+
+    base: Callable[[Entry], Sample] | None = None
+
+    def __call__(self, entry: Entry) -> Sample:
+        window = entry.meta["window"]
+        frame = (self.base or load_entry)(replace(entry, name=entry.meta["parent"]))
+        part = crop(frame, window["y"], window["x"], (window["height"], window["width"]),
+                    name=entry.name)
+        return part.with_(meta={"split": entry.meta["split"]})
+

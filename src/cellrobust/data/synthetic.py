@@ -39,7 +39,7 @@ import numpy as np
 from cellrobust._rng import as_rng, derive_rng
 from cellrobust._validation import check_choice, collect_errors
 from cellrobust.data import _cells, _texture
-from cellrobust.data.dataset import Dataset, Entry
+from cellrobust.data._base import Dataset, Entry
 from cellrobust.data.sample import Sample
 
 SPLITS = ("train", "validation", "test")
