@@ -187,7 +187,8 @@ def preflight_eval(config, patches, frames=None, *, allow_code: bool = False) ->
 
 
 def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) -> dict:
-    """Train each recipe (reusing a finished run with the same configuration)."""
+    """Train each recipe (reusing a finished run with the same configuration); the progress bar
+    advances by each epoch's share through the trainer's ``on_epoch`` callback."""
     from cellrobust.training import train
 
     out = {}
@@ -201,45 +202,17 @@ def train_recipes(config, data, folder: Path, *, tick: Callable, unit: float) ->
             out[recipe] = run_dir / "best.pt"
             tick(unit * steps, f"reused {recipe}")
             continue
-        with _EpochWatcher(run_dir / "history.csv", unit * steps / tc.epochs, tick, recipe) as w:
-            out[recipe] = Path(train(tc, data["train"], data["val"], run_dir=run_dir,
-                                     progress=False))
+        ticked = []
+
+        def on_epoch(record, recipe=recipe, per_epoch=unit * steps / tc.epochs):
+            ticked.append(per_epoch)
+            tick(per_epoch, f"training {recipe}")
+
+        out[recipe] = Path(train(tc, data["train"], data["val"], run_dir=run_dir,
+                                 progress=False, on_epoch=on_epoch))
         write_json(stamp, tc.to_dict())
-        tick(max(0.0, unit * steps - w.ticked), f"trained {recipe}")
+        tick(max(0.0, unit * steps - sum(ticked)), f"trained {recipe}")
     return out
-
-
-class _EpochWatcher:
-    """Tick the progress bar as the trainer appends epochs to ``history.csv`` (polling)."""
-
-    def __init__(self, path: Path, per_epoch: float, tick: Callable, recipe: str) -> None:
-        import threading
-
-        self.path, self.per_epoch, self.tick, self.recipe = path, per_epoch, tick, recipe
-        self.ticked, self.seen = 0.0, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self.stop.wait(1.0):
-            try:
-                epochs = max(0, len(self.path.read_text().splitlines()) - 1)
-            except OSError:
-                continue
-            if epochs > self.seen:
-                self.tick(self.per_epoch * (epochs - self.seen), f"training {self.recipe}")
-                self.ticked += self.per_epoch * (epochs - self.seen)
-                self.seen = epochs
-
-    def __enter__(self):
-        if self.path.exists():
-            self.path.unlink()  # a stale history of an earlier configuration
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=None,

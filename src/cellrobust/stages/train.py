@@ -1,9 +1,10 @@
 """``cellrobust train``: open the training and validation frames, train, record the data.
 
 Every layout trains: a data set with its own ``train``/``validation`` splits (DeepImageJ) uses
-them; any other (CTC, Cellpose, plain folders) is split by a seeded, recorded default split
-(:func:`cellrobust.data.splits.split_dataset`, grouped by sequence when there is one), unless
-``val_data`` names a validation set.
+them; any other (CTC, Cellpose, plain folders, a single image) is split by the seeded, recorded
+default split of :func:`cellrobust.data.default_split` (whole sequences, a contiguous run of
+frames, a shuffle, or a spatial cut of a single image), unless ``val_data`` names a validation
+set.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cellrobust._validation import DataError, InputError
 
 __all__ = ["TrainStageConfig", "load_frames", "run"]
 
@@ -43,46 +43,23 @@ class TrainStageConfig:
     resume: bool = False
 
 
-def _own_splits(path) -> tuple[list, list] | None:
-    from cellrobust.data import open_dataset
-
-    try:
-        train = list(open_dataset(path, split="train"))
-        val = list(open_dataset(path, split="validation"))
-    except (DataError, InputError):
-        return None
-    return (train, val) if train and val else None
-
-
 def load_frames(config: TrainStageConfig, *, seed: int = 0) -> tuple[list, list, dict]:
-    """(training frames, validation frames, record of where they came from)."""
-    from cellrobust.data import load_default_dataset, open_dataset
-    from cellrobust.data.splits import split_dataset
+    """(training frames, validation frames, record of where they came from and how they were
+    split: :func:`cellrobust.data.default_split`'s record)."""
+    from cellrobust.data import default_split, load_default_dataset, open_dataset
 
     if config.data is None:
         return (list(load_default_dataset("train", seed=seed)),
                 list(load_default_dataset("validation", seed=seed)),
-                {"data": None, "split": "simulator train/validation"})
+                {"data": None, "method": "simulator train/validation splits", "seed": seed})
     record = {"data": str(Path(config.data).resolve()),
               "val_data": None if config.val_data is None else str(Path(config.val_data).resolve())}
     if config.val_data is not None:
         return list(open_dataset(config.data)), list(open_dataset(config.val_data)), \
-            {**record, "split": "given validation set"}
-    own = _own_splits(config.data)
-    if own is not None:
-        return (*own, {**record, "split": "the data set's train/validation splits"})
-    dataset = open_dataset(config.data)
-    if len(dataset) < 2:
-        raise DataError(f"{config.data}: {len(dataset)} annotated frame(s); training needs at "
-                        "least 2 (one to validate), or a separate validation set")
-    group = "sequence" if len({e.meta.get("sequence") for e in dataset.entries}) > 1 else None
-    parts = split_dataset(dataset, {"train": 1 - VAL_FRACTION, "validation": VAL_FRACTION},
-                          seed=seed, group=group)
-    train, val = list(parts["train"]), list(parts["validation"])
-    return train, val, {**record, "split": f"seeded default split (seed {seed}, "
-                        f"{VAL_FRACTION:.0%} validation, grouped by {group or 'frame'})",
-                        "train_frames": [s.name for s in train],
-                        "validation_frames": [s.name for s in val]}
+            {**record, "method": "given validation set"}
+    train, val, split = default_split(open_dataset(config.data), val_fraction=VAL_FRACTION,
+                                      seed=seed)
+    return list(train), list(val), {**record, **split}
 
 
 def run(config: TrainStageConfig, *, progress: bool = True,
