@@ -32,13 +32,21 @@ def built(tmp_path_factory):
 def test_outputs_written(built):
     folder, path = built
     assert path == folder / "report.html"
-    for name in ("scores.csv", "curves.csv", "paired.csv", "summary.md"):
+    for name in ("scores.csv", "curves.csv", "paired.csv", "summary.md", "trusted.csv"):
         assert (folder / name).is_file(), name
-    for stem in ("curves_gaussian", "curves_illumination", "ap_vs_iou", "heatmap_rpc"):
+    for stem in ("curves_gaussian", "curves_illumination", "ap_vs_iou", "heatmap_rpc",
+                 "trusted_range"):
         assert (folder / "figures" / f"{stem}.png").stat().st_size > 10_000
         assert (folder / "figures" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
     scores = pd.read_csv(folder / "scores.csv")
-    assert {"clean", "mpc", "rpc", "auc", "ce", "rel_ce"} <= set(scores.columns)
+    assert {"clean", "mpc", "rpc", "auc", "ce", "rel_ce", "clean_lo", "rpc_hi", "note"} <= set(
+        scores.columns)
+    trusted = pd.read_csv(folder / "trusted.csv").set_index(["segmenter", "artefact"])
+    # constructed jaccard 1 - rate * s / 5 at 10 s gray levels: 90 % kept to 5 / rate
+    assert trusted.loc[("artefact", "gaussian"), "trusted"] == pytest.approx(5 / 0.3, rel=0.3)
+    paired = pd.read_csv(folder / "paired.csv")  # recommended model against every other
+    assert set(zip(paired["a"], paired["b"])) == {("artefact", "original"),
+                                                  ("artefact", "dog_otsu")}
 
 
 def test_html_is_self_contained(built):
@@ -50,12 +58,19 @@ def test_html_is_self_contained(built):
     for term in ("TP/(TP+FP+FN)", "micro", "macro", "SEG", "rPC", "relative CE"):
         assert term in html, term
     assert "significantly better" in html  # the constructed main effect is found
+    first = html.index("id='verdict'")
+    assert first < html.index("id='trusted'") < html.index("id='findings'")
+    assert "Use artefact-trained" in html and "gray levels" in html[first:]
+    assert "best ... is artefact " not in html and "27.000" not in html
+    for name in ("paired.csv", "summary.md", "trusted.csv", "scores.csv"):
+        assert f"<code>{name}</code>" in html, name
 
 
 def test_summary_md(built):
     folder, _ = built
     text = (folder / "summary.md").read_text()
-    assert "| segmenter | artefact |" in text and "artefact vs original" in text
+    assert "| model | artefact |" in text and "artefact-trained minus original" in text
+    assert text.index("## Verdict") < text.index("## Trusted range") < text.index("## Findings")
 
 
 def test_true_count_line_is_cells_per_image(built):
@@ -136,7 +151,7 @@ def test_renders_in_headless_chromium(built, tmp_path):
 
 def test_report_cli_takes_the_study_robust_model_from_study_json(tmp_path, capsys):
     from cellrobust._io import write_json
-    from cellrobust.study import describe, resolve_study
+    from cellrobust.stages.study import describe, resolve_study
 
     small = synthetic_table(n_images=3, levels=2, artefacts=("gaussian",))
     small["segmenter"] = small["segmenter"].replace({"artefact": "nma"})
@@ -144,7 +159,7 @@ def test_report_cli_takes_the_study_robust_model_from_study_json(tmp_path, capsy
     write_json(tmp_path / "study.json", describe(resolve_study("nma")))
     assert main(["report", str(tmp_path), "--n-boot", "20"]) == 0
     paired = pd.read_csv(tmp_path / "paired.csv")
-    assert set(paired["a"]) == {"nma"} and set(paired["b"]) == {"original"}
+    assert ("nma", "original") in set(zip(paired["a"], paired["b"]))
     assert "robustness study (nma)" in (tmp_path / "report.html").read_text()
 
 
@@ -156,7 +171,7 @@ def test_findings_name_best_under_corruption_not_only_the_steadiest():
                            "clean": [0.80, 0.50], "mpc": [0.60, 0.48], "rpc": [0.75, 0.96]})
     lines = findings(synthetic_table(n_images=2), scores, ReportOptions(n_boot=10))
     assert lines[0] == ("noise: best jaccard under corruption (mPC) is unet (mPC 0.60, clean "
-                        "0.80, rPC 0.75); smallest relative loss (rPC) is otsu (rPC 0.96, but "
+                        "0.80, rPC 0.75); smallest relative loss (rPC) is Otsu (rPC 0.96, but "
                         "clean 0.50, mPC 0.48).")
     same = findings(synthetic_table(n_images=2), scores.iloc[:1], ReportOptions(n_boot=10))
     assert same[0].endswith("rPC 0.75).") and "smallest" not in same[0]
@@ -172,9 +187,10 @@ def test_heatmap_of_many_artefacts_is_portrait():
     ax = fig.axes[0]
     assert height > width
     assert [t.get_text() for t in ax.get_yticklabels()] == arts  # mean last, down the side
-    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(segs)
+    shown = [plots.display_name(s) for s in sorted(segs)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == shown
     few = plots.figure_heatmap(scores[scores["artefact"].isin(["art00", "art01", "mean"])])
-    assert [t.get_text() for t in few.axes[0].get_yticklabels()] == sorted(segs)
+    assert [t.get_text() for t in few.axes[0].get_yticklabels()] == shown
 
 
 def test_heatmap_turns_at_seven_artefacts_not_counting_the_mean():
@@ -186,6 +202,6 @@ def test_heatmap_turns_at_seven_artefacts_not_counting_the_mean():
                                for s in segs for a in arts])
         return [t.get_text() for t in plots.figure_heatmap(scores).axes[0].get_yticklabels()]
 
-    assert labels(6) == sorted(segs)
+    assert labels(6) == [plots.display_name(s) for s in sorted(segs)]
     assert labels(7)[:7] == [f"art{i}" for i in range(7)]
     assert labels(7, mean=False) == [f"art{i}" for i in range(7)]

@@ -66,7 +66,7 @@ def test_windows_are_where_params_say_known_answer(serial):
     table, _ = serial
     frames = {f.name: f for f in _frames()}
     clean = table[(table["artefact"] == "cell_size") & (table["severity_index"] == 0)
-                  & (table["segmenter"] == "thresh")]
+                  & (table["segmenter"] == "_sweep_fakes.thresh")]
     for _, row in clean.iterrows():
         params = json.loads(row["params"])
         y, x = params["crop_yx"]
@@ -101,7 +101,7 @@ def test_process_pool_and_dask_give_the_same_table(serial, tmp_path):
 def test_curves_score_severities_with_different_image_counts(serial):
     table, _ = serial
     curve = robustness.curves(table, "jaccard", n_boot=50)
-    cs = curve[(curve["artefact"] == "cell_size") & (curve["segmenter"] == "thresh")]
+    cs = curve[(curve["artefact"] == "cell_size") & (curve["segmenter"] == "_sweep_fakes.thresh")]
     assert list(cs["n_images"]) == [2 * patches_per_frame((96, 96), z, size=SIZE)
                                     for z in ZOOMS]
     assert np.isfinite(cs[["value", "lo", "hi"]].to_numpy()).all()

@@ -29,9 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-__all__ = ["BASE_COLUMNS", "COUNT_COLUMNS", "DEFAULT_THRESHOLDS", "SORT_KEYS", "counts_row",
+__all__ = ["BASE_COLUMNS", "CLEAN", "COUNT_COLUMNS", "DEFAULT_THRESHOLDS", "SORT_KEYS", "counts_row",
            "frame_of", "tau", "threshold_columns", "thresholds_in"]
 
+#: The ``artefact`` of the raw clean reference rows: each image as read, no artefact and no
+#: rescale - the "clean" of every score (severity index 0, severity 0, unit "none").
+CLEAN = "none"
 #: The IoU thresholds of the studies' AP curves (0.5:0.1:0.9).
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 COUNT_COLUMNS = ("tp_px", "fp_px", "fn_px", "tn_px", "n_true", "n_pred", "count_true",

@@ -9,15 +9,17 @@ Data Science Bowl 2018 convention used by StarDist ("accuracy") and Cellpose —
 under the precision-recall curve.
 """
 
-from cellrobust.metrics.aggregate import AVERAGES, macro_mean, ratio, summarise
+from cellrobust.metrics.aggregate import AVERAGES, count_ratio, macro_mean, ratio, summarise
 from cellrobust.metrics.counts import count_cells, count_error, count_objects
 from cellrobust.metrics.dataset import DatasetMatch, match_dataset, pool
 from cellrobust.metrics.instance import (
     CRITERIA,
     DEFAULT_THRESHOLDS,
     NEUROMATCH_THRESHOLDS,
+    STARDIST_THRESHOLDS,
     MatchResult,
     Overlap,
+    instance_scores,
     match,
     overlap,
 )
@@ -26,9 +28,9 @@ from cellrobust.metrics.pr import PRCurve, pr_curve
 from cellrobust.metrics.seg import SegCounts, seg_dataset, seg_score
 
 __all__ = [
-    "AVERAGES", "CRITERIA", "DEFAULT_THRESHOLDS", "NEUROMATCH_THRESHOLDS", "DatasetMatch",
-    "MatchResult", "Overlap", "PRCurve", "SegCounts", "count_cells", "count_error",
-    "count_objects", "macro_mean", "match", "match_dataset", "overlap", "pixel_counts",
-    "pixel_scores", "pool", "pr_curve", "ratio", "scores_from_counts", "seg_dataset",
-    "seg_score", "summarise",
+    "AVERAGES", "CRITERIA", "DEFAULT_THRESHOLDS", "NEUROMATCH_THRESHOLDS", "STARDIST_THRESHOLDS",
+    "DatasetMatch", "MatchResult", "Overlap", "PRCurve", "SegCounts", "count_cells",
+    "count_error", "count_objects", "count_ratio", "instance_scores", "macro_mean", "match",
+    "match_dataset", "overlap", "pixel_counts", "pixel_scores", "pool", "pr_curve", "ratio",
+    "scores_from_counts", "seg_dataset", "seg_score", "summarise",
 ]

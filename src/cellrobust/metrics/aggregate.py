@@ -8,9 +8,11 @@
 - ``average="macro"`` forms the ratio per image, then takes the mean over images (Cellpose's
   per-image AP, the PSC paper's per-patch Jaccard); every image weighs the same.
 
-The 0/0 rule: a ratio whose denominator is 0 is ``empty`` when the image is *perfect* (nothing
-to find and nothing found), else 0 (e.g. precision of an image with missed cells and no
-prediction). With ``empty=np.nan`` such images drop out of a macro mean.
+The 0/0 rule (the one rule of the package; :mod:`cellrobust.robustness` uses these functions):
+a ratio whose denominator is 0 is ``empty`` (default 1.0) when the image is *perfect* - nothing
+to find and nothing found - else 0 (e.g. precision of an image with missed cells and no
+prediction). Pixel accuracy has a 0 denominator only for an image of no pixels, which is
+perfect. With ``empty=np.nan`` such images drop out of a macro mean.
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def ratio(num, den, *, perfect, empty: float = 1.0) -> np.ndarray:
         fill = np.where(np.broadcast_to(perfect, num.shape), empty, 0.0)
         out[zero] = fill[zero]
     return out
+
+
+def count_ratio(count_true, count_pred, *, empty: float = 1.0) -> np.ndarray:
+    """Predicted / true cell count (1 = right count, > 1 over-segmentation).
+
+    0/0 (no true and no predicted cell) is ``empty``; predicted cells where there is no true
+    cell give 0 by the rule of :func:`ratio` (the count error is then infinite, not 0).
+    """
+    count_true = np.asarray(count_true, dtype=np.float64)
+    count_pred = np.asarray(count_pred, dtype=np.float64)
+    return ratio(count_pred, count_true, perfect=(count_true + count_pred) == 0, empty=empty)
 
 
 def summarise(

@@ -29,12 +29,14 @@ from scipy.optimize import linear_sum_assignment
 
 from cellrobust._validation import InputError, check_choice
 from cellrobust.metrics.aggregate import ratio
+from cellrobust.table import DEFAULT_THRESHOLDS
 
-#: IoU thresholds 0.50, 0.55, ..., 0.95 (StarDist/COCO range). The Neuromatch plot used
-#: 0.5:0.1:0.9 (``NEUROMATCH_THRESHOLDS``).
-DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(
+#: The default IoU thresholds are the results table's (:data:`cellrobust.table.
+#: DEFAULT_THRESHOLDS`, 0.5:0.1:0.9, the studies' AP curves; the Neuromatch plot used the
+#: same). ``STARDIST_THRESHOLDS`` is the finer StarDist/COCO range 0.50:0.05:0.95.
+NEUROMATCH_THRESHOLDS: tuple[float, ...] = DEFAULT_THRESHOLDS
+STARDIST_THRESHOLDS: tuple[float, ...] = tuple(
     float(round(t, 2)) for t in np.arange(0.5, 0.96, 0.05))
-NEUROMATCH_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 CRITERIA = ("iou", "iot", "iop")
 
 
@@ -199,22 +201,25 @@ class MatchResult:
     def _ratio(self, num, den) -> np.ndarray:
         return ratio(num, den, perfect=(self.n_true == 0 and self.n_pred == 0), empty=self.empty)
 
+    def _scores(self) -> dict[str, np.ndarray]:
+        return instance_scores(self.tp, self.fp, self.fn, empty=self.empty)
+
     @property
     def precision(self) -> np.ndarray:
-        return self._ratio(self.tp, self.tp + self.fp)
+        return self._scores()["precision"]
 
     @property
     def recall(self) -> np.ndarray:
-        return self._ratio(self.tp, self.tp + self.fn)
+        return self._scores()["recall"]
 
     @property
     def f1(self) -> np.ndarray:
-        return self._ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+        return self._scores()["f1"]
 
     @property
     def ap(self) -> np.ndarray:
         """TP / (TP + FP + FN) per threshold (DSB 2018 convention; not COCO AP)."""
-        return self._ratio(self.tp, self.tp + self.fp + self.fn)
+        return self._scores()["ap"]
 
     @property
     def mean_iou(self) -> np.ndarray:
@@ -244,6 +249,31 @@ class MatchResult:
         ]
 
 
+def instance_scores(tp, fp, fn, *, empty: float = 1.0) -> dict[str, np.ndarray]:
+    """Precision, recall, F1 and AP from matched counts: the one home of these formulas.
+
+    Parameters
+    ----------
+    tp, fp, fn : array-like of int, broadcastable (any shape: thresholds, images, replicates)
+        Matched pairs, unmatched predictions, unmatched true objects.
+    empty : float, default 1.0
+        Every ratio where ``tp + fp + fn == 0`` (no true and no predicted object: nothing to
+        find, nothing found). Elsewhere a 0 denominator gives 0.
+
+    Returns
+    -------
+    dict of str to ndarray of float64
+        ``precision`` TP/(TP+FP), ``recall`` TP/(TP+FN), ``f1`` 2TP/(2TP+FP+FN) and ``ap``
+        TP/(TP+FP+FN) (Data Science Bowl 2018 "average precision", *not* COCO AP).
+    """
+    tp, fp, fn = (np.asarray(v, dtype=np.float64) for v in (tp, fp, fn))
+    perfect = (tp + fp + fn) == 0  # for one image: n_true == n_pred == 0
+    return {"precision": ratio(tp, tp + fp, perfect=perfect, empty=empty),
+            "recall": ratio(tp, tp + fn, perfect=perfect, empty=empty),
+            "f1": ratio(2 * tp, 2 * tp + fp + fn, perfect=perfect, empty=empty),
+            "ap": ratio(tp, tp + fp + fn, perfect=perfect, empty=empty)}
+
+
 def _check_thresholds(thresholds) -> np.ndarray:
     thr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if thr.ndim != 1 or thr.size == 0 or not np.all((thr > 0) & (thr <= 1)):
@@ -265,7 +295,7 @@ def match(
     ----------
     labels_true, labels_pred : ndarray of int, same shape
         Instance labels (0 = background; ids need not be sequential, any non-negative ints).
-    thresholds : float or sequence of float in (0, 1], default 0.50:0.05:0.95
+    thresholds : float or sequence of float in (0, 1], default 0.5:0.1:0.9
         A pair counts as a true positive when its score is ``>= τ``.
     criterion : {"iou", "iot", "iop"}, default "iou"
         Pair score: intersection over union, over the true area, or over the predicted area.

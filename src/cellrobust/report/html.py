@@ -33,9 +33,17 @@ GLOSSARY: dict[str, str] = {
     "macro computes the ratio per image and averages the images.",
     "SEG": "Cell Tracking Challenge measure: mean Jaccard of each reference cell with the "
     "predicted cell covering more than half of it (0 when none).",
-    "95% CI": "Percentile bootstrap over images (the same resampled images for every "
-    "segmenter, so differences are paired).",
-    "clean": "Score on the unmodified images (severity index 0).",
+    "95% CI": "Percentile bootstrap resampling frames (patches of one frame are not "
+    "independent), the same resamples for every segmenter and severity, so differences are "
+    "paired. Significance is assessed only with at least 5 independent frames.",
+    "clean": "Score on the raw images as read (the 'none' reference rows) when the sweep has "
+    "them, else on each artefact's severity index 0.",
+    "trusted range": "Largest severity, in the artefact's unit, up to which the score stays at "
+    "or above the stated share of the model's own clean score (and/or an absolute floor); "
+    "linearly interpolated at the first downward crossing between grid points. '≥ x': never "
+    "crossed on the grid.",
+    "—": "A score left undefined because its denominator is ~0 (a clean score below 0.1, a "
+    "reference that barely errs or degrades); the reason is in the 'note' column.",
     "mPC / rPC": "Mean performance under corruption (mean over severities > 0) and its ratio "
     "to the clean score (Michaelis et al. 2019). rPC = 1: no loss.",
     "AUC (normalised)": "Area under the score-vs-severity-index curve (index scaled to [0, 1]), "
@@ -83,6 +91,8 @@ class ReportContent:
     findings: Sequence[str] = ()
     paired: pd.DataFrame | None = None
     files: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    verdict: object | None = None  # report.verdict.Verdict
+    trusted: pd.DataFrame | None = None
 
 
 CSS = """
@@ -97,6 +107,8 @@ figcaption{font-size:13px;color:#555}dt{font-weight:600}dd{margin:0 0 .6em 1.5em
 pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}
 .find{background:#f4fbf4;border-left:4px solid #2ca02c;padding:.5em 1em}
 nav a{margin-right:1em}
+.verdict{background:#eef5fc;border-left:4px solid #1f77b4;padding:.5em 1em}
+.warn{background:#fff6e5;border-left:4px solid #ff7f0e;padding:.4em 1em;margin:.5em 0}
 """
 
 
@@ -117,7 +129,7 @@ def _table(frame: pd.DataFrame, *, digits: int = 3) -> str:
         cells = []
         for i, v in enumerate(row):
             text = f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-            text = "-" if text == "nan" else text
+            text = "—" if text == "nan" else text
             cells.append(f"<td class='l'>{_esc(text)}</td>" if i == 0 or not
                          isinstance(v, (int, float)) else f"<td>{_esc(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -140,25 +152,44 @@ def _run_section(run: Mapping[str, object]) -> str:
             f"<pre>{_esc(full)}</pre></details>")
 
 
+def _verdict_section(content: ReportContent) -> list[str]:
+    """The first screen: the verdict with its warnings, then the trusted-range table."""
+    out = []
+    v = content.verdict
+    if v is not None:
+        claims = "".join(f"<li>{_esc(c)}</li>" for c in v.claims) or "<li>no recommendation</li>"
+        out += ["<h2 id='verdict'>Verdict</h2>", f"<div class='verdict'><ul>{claims}</ul></div>"]
+        out += [f"<p class='warn'><b>Warning:</b> {_esc(w)}</p>" for w in v.warnings]
+    if content.trusted is not None and not content.trusted.empty:
+        out += ["<h2 id='trusted'>Trusted range</h2>",
+                "<p>Severity up to which each model keeps the stated share of its own clean "
+                "score (interpolated at the first crossing; [95% CI over frames]; '≥': never "
+                "crossed on the grid).</p>", _table(content.trusted)]
+    return out
+
+
 def render_html(content: ReportContent) -> str:
     """Return the report page as a string (figures embedded)."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_esc(content.title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_esc(content.title)}</h1>",
-        "<nav><a href='#findings'>Findings</a><a href='#scores'>Scores</a>"
+        "<nav><a href='#verdict'>Verdict</a><a href='#trusted'>Trusted range</a>"
+        "<a href='#findings'>Findings</a><a href='#scores'>Scores</a>"
         "<a href='#figures'>Figures</a><a href='#artefacts'>Artefacts</a>"
         "<a href='#glossary'>Glossary</a><a href='#run'>What was run</a></nav>",
+        *_verdict_section(content),
         "<h2 id='findings'>Findings</h2><div class='find'><ul>",
         "".join(f"<li>{_esc(f)}</li>" for f in content.findings) or "<li>none computed</li>",
         "</ul></div>",
         "<h2 id='scores'>Robustness scores</h2>",
-        "<p>Per segmenter and artefact; definitions in the <a href='#glossary'>glossary</a>. "
-        "Row 'mean' averages the artefacts.</p>",
+        "<p>Per model and artefact, value [95% CI over frames]; definitions in the "
+        "<a href='#glossary'>glossary</a>. Row 'mean' averages the artefacts; '—' is a score "
+        "whose denominator is ~0 (reason in 'note').</p>",
         _table(content.scores),
     ]
     if content.paired is not None and not content.paired.empty:
-        head = "<h3>Paired differences (95% bootstrap CI over images)</h3>"
+        head = "<h3>Paired differences (95% bootstrap CI over frames)</h3>"
         if len(content.paired) > 24:
             parts += [head, f"<details><summary>{len(content.paired)} rows</summary>",
                       _table(content.paired), "</details>"]

@@ -8,14 +8,15 @@ threads and never opens a window. Each segmenter keeps one colour in every figur
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from cellrobust import robustness as rb
-from cellrobust._io import atomic_path
+from cellrobust.report.style import (DPI, KNOWN_COLOURS, display_name, number, save_figure,
+                                     segmenter_colours, severity_text)
+from cellrobust.report.trust_plots import figure_trusted_range
 
 __all__ = [
     "figure_ap_vs_iou",
@@ -25,43 +26,10 @@ __all__ = [
     "figure_heatmap",
     "figure_paired_differences",
     "figure_training_curves",
+    "figure_trusted_range",
     "save_figure",
     "segmenter_colours",
 ]
-
-#: Fixed colours for the study's segmenters; others get the remaining tab10 colours in order.
-KNOWN_COLOURS = {
-    "original": "#d62728",
-    "augmented": "#ff7f0e",
-    "artefact": "#2ca02c",
-    "nma": "#9467bd",
-    "dog_otsu": "#1f77b4",
-    "nlm_otsu": "#17becf",
-    "otsu": "#7f7f7f",
-}
-_SPARE = ["#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39", "#7b4173"]
-DPI = 150
-
-
-def segmenter_colours(names: Sequence[str]) -> dict[str, str]:
-    """Map segmenter names to colours, stable across figures (known names fixed, others sorted)."""
-    out, spare = {}, iter(_SPARE * 4)
-    for name in sorted(set(names)):
-        key = next((k for k in KNOWN_COLOURS if name == k or name.endswith(f"/{k}")), None)
-        out[name] = KNOWN_COLOURS[key] if key else next(spare)
-    return out
-
-
-def save_figure(fig: Figure, stem: str | Path, formats=("png", "svg")) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.svg`` atomically; return the paths (in order)."""
-    paths = []
-    for ext in ("." + f for f in formats):
-        target = Path(stem).with_suffix(ext)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, dpi=DPI, format=ext[1:])  # constrained layout: no "tight" pass
-        paths.append(target)
-    return paths
-
 
 def _unit(table: pd.DataFrame, artefact: str) -> str:
     units = table.loc[table["artefact"] == artefact, "unit"] if "unit" in table else []
@@ -73,7 +41,8 @@ def _plot_curve(ax, curve: pd.DataFrame, colours: Mapping[str, str]) -> None:
     for seg, grp in curve.groupby("segmenter", sort=True):
         grp = grp.sort_values(col)
         x = grp[col].to_numpy(float)
-        ax.plot(x, grp["value"], "-o", ms=3, lw=1.5, color=colours[seg], label=seg)
+        ax.plot(x, grp["value"], "-o", ms=3, lw=1.5, color=colours[seg],
+                label=display_name(seg))
         if grp["lo"].notna().any():
             ax.fill_between(x, grp["lo"], grp["hi"], color=colours[seg], alpha=0.18, lw=0)
 
@@ -118,10 +87,10 @@ def figure_artefact_panels(
                     label="true count")
     axes[0, 1].set_ylabel("cells per image")
     axes[0, 1].legend(fontsize=7)
-    _pr_trajectory(axes[1, 2], sub, colours, average)
+    _pr_trajectory(axes[1, 2], sub, colours, average, unit)
     axes[0, 0].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"{artefact}: segmentation vs severity ({average} average, "
-                 f"95% bootstrap CI over images)")
+                 f"95% bootstrap CI over frames)")
     return fig
 
 
@@ -137,57 +106,69 @@ def _xcol(frame: pd.DataFrame) -> str:
     return "severity" if np.isfinite(frame["severity"].to_numpy(float)).all() else "severity_index"
 
 
-def _pr_trajectory(ax, sub: pd.DataFrame, colours, average: str) -> None:
+def _pr_trajectory(ax, sub: pd.DataFrame, colours, average: str, unit: str = "") -> None:
+    """Pixel precision vs recall as severity grows: open circle = clean end, cross = strongest;
+    only the strongest severity is written (once, in the title), so no numbers overlap."""
     prec = rb.curves(sub, "precision", average=average, n_boot=0)
     rec = rb.curves(sub, "recall", average=average, n_boot=0)
     both = prec.merge(rec, on=["segmenter", "severity_index"], suffixes=("_p", "_r"))
     for seg, grp in both.groupby("segmenter", sort=True):
         grp = grp.sort_values("severity_index")
-        ax.plot(grp["value_r"], grp["value_p"], "-o", ms=3, color=colours[seg], label=seg)
-        for _, r in grp.iloc[:: max(1, len(grp) // 6)].iterrows():
-            ax.annotate(str(int(r["severity_index"])), (r["value_r"], r["value_p"]),
-                        fontsize=6, color=colours[seg], xytext=(2, 2),
-                        textcoords="offset points")
+        ax.plot(grp["value_r"], grp["value_p"], "-", lw=1.2, color=colours[seg],
+                label=display_name(seg))
+        ax.plot(grp["value_r"].iloc[0], grp["value_p"].iloc[0], "o", mfc="white",
+                color=colours[seg], ms=5)
+        ax.plot(grp["value_r"].iloc[-1], grp["value_p"].iloc[-1], "x", color=colours[seg], ms=6)
+    top = both.sort_values("severity_index")["severity_p"].iloc[-1] if len(both) else 0
     ax.set_xlabel("pixel recall")
     ax.set_ylabel("pixel precision")
-    ax.set_title("precision-recall trajectory (numbers: severity index)", fontsize=8)
+    ax.set_title(f"precision-recall trajectory: ○ clean → × {severity_text(top, unit)}",
+                 fontsize=8)
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
 
 
 def figure_ap_vs_iou(table: pd.DataFrame, *, levels: Sequence[int] | None = None) -> Figure:
-    """AP = TP/(TP+FP+FN) vs IoU threshold: clean, then per artefact at chosen severity levels.
+    """AP = TP/(TP+FP+FN) (not COCO AP) vs IoU threshold: clean, then per artefact at chosen
+    severity levels (default: the middle and the strongest).
 
-    One panel per artefact (first panel: clean images), one line per segmenter; line style
-    distinguishes the severity index. The Neuromatch project's before/after figure.
+    One panel per artefact (first panel: clean images - the raw clean reference rows when the
+    table has them), colour = segmenter, line style = severity (named in each panel's own
+    small key); one shared segmenter legend outside the panels, so nothing covers a curve.
     """
     ap = rb.ap_curve(table)
     colours = segmenter_colours(table["segmenter"].unique())
-    arts = sorted(set(ap["artefact"]))
-    fig = Figure(figsize=(4 * (len(arts) + 1), 3.6), layout="constrained")
+    arts = sorted(set(ap["artefact"]) - {rb.CLEAN})
+    fig = Figure(figsize=(3.6 * (len(arts) + 1) + 1.8, 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(arts) + 1, sharey=True))
-    clean = ap[(ap["severity_index"] == 0) & (ap["artefact"] == arts[0])]
-    _ap_lines(axes[0], clean, colours, "-")
+    clean_art = rb.CLEAN if (ap["artefact"] == rb.CLEAN).any() else arts[0]
+    _ap_lines(axes[0], ap[(ap["severity_index"] == 0) & (ap["artefact"] == clean_art)],
+              colours, "-")
     axes[0].set_title("clean")
-    styles = ["--", ":", "-."]
     for ax, art in zip(axes[1:], arts):
         sub = ap[ap["artefact"] == art]
+        unit = _unit(table, art)
         chosen = levels or _default_levels(sub["severity_index"].unique())
-        for style, lvl in zip(styles, chosen):
+        handles = []
+        for style, lvl in zip(["--", ":", "-."], chosen):
             part = sub[sub["severity_index"] == lvl]
             if not part.empty:
-                sev = part["severity"].iloc[0]
-                _ap_lines(ax, part, colours, style, suffix=f" (level {lvl}: {sev:g})")
-        ax.set_title(art)
+                _ap_lines(ax, part, colours, style)
+                handles.append(ax.plot([], [], style, color="0.3",
+                                       label=severity_text(part["severity"].iloc[0], unit))[0])
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  ncols=len(handles) or 1, title="severity", title_fontsize=7, frameon=False)
+        ax.set_title(art.replace("_", " "))
     for ax in axes:
         ax.set_xlabel("IoU threshold")
         ax.grid(alpha=0.3)
         ax.set_ylim(-0.02, 1.02)
     axes[0].set_ylabel("AP = TP/(TP+FP+FN)")
-    axes[0].legend(fontsize=7)
-    for ax in axes[1:]:
-        ax.legend(fontsize=6)
+    segs = sorted(set(ap["segmenter"]))
+    fig.legend([axes[0].plot([], [], "-", color=colours[s])[0] for s in segs],
+               [display_name(s) for s in segs], loc="outside right center", fontsize=8)
     return fig
 
 
@@ -198,10 +179,18 @@ def _default_levels(levels) -> list[int]:
     return sorted({levels[len(levels) // 2], levels[-1]})
 
 
-def _ap_lines(ax, part, colours, style, suffix=""):
+def _ap_lines(ax, part, colours, style):
     for seg, grp in part.groupby("segmenter", sort=True):
-        ax.plot(grp["threshold"], grp["ap"], style, marker="o", ms=3, color=colours[seg],
-                label=seg + suffix)
+        ax.plot(grp["threshold"], grp["ap"], style, marker="o", ms=3, color=colours[seg])
+
+
+HEATMAP_TITLES = {
+    "rpc": "Share of the clean {metric} kept under corruption (rPC; 1 = no loss)",
+    "auc": "Area under the {metric}-vs-severity curve over the clean score (1 = no loss)",
+    "ce": "Errors relative to the reference segmenter (CE; below 1 = fewer errors)",
+    "rel_ce": "Loss relative to the reference segmenter's loss (relative CE; below 1 = less)",
+    "mpc": "Mean {metric} under corruption (mPC)",
+}
 
 
 def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc", *,
@@ -229,12 +218,15 @@ def figure_heatmap(score_table: pd.DataFrame, value: str = "rpc", *,
                    vmin=np.nanmin(data) if np.isfinite(data).any() else 0,
                    vmax=np.nanmax(data) if np.isfinite(data).any() else 1)
     for (i, j), v in np.ndenumerate(data):
-        ax.text(j, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
+        ax.text(j, i, "—" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
                 fontsize=8)
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
-    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set_yticks(range(grid.shape[0]), [display_name(i) for i in grid.index])
+    if artefacts_as_rows:
+        ax.set_xticks(range(grid.shape[1]), [display_name(c) for c in grid.columns],
+                      rotation=30, ha="right")
     metric = score_table["metric"].iloc[0] if "metric" in score_table else ""
-    ax.set_title(f"{value} of {metric}")
+    ax.set_title(HEATMAP_TITLES.get(value, value).format(metric=metric), fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
@@ -251,12 +243,12 @@ def figure_training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
     for name, hist in histories.items():
         x = hist["epoch"] if "epoch" in hist else np.arange(len(hist))
         if "train_loss" in hist:
-            ax_loss.plot(x, hist["train_loss"], "-", color=colours[name], label=f"{name} train")
+            ax_loss.plot(x, hist["train_loss"], "-", color=colours[name], label=f"{display_name(name)} train")
         if "val_loss" in hist:
-            ax_loss.plot(x, hist["val_loss"], "--", color=colours[name], label=f"{name} val")
+            ax_loss.plot(x, hist["val_loss"], "--", color=colours[name], label=f"{display_name(name)} val")
         score = next((c for c in ("val_iou", "val_jaccard", "val_dice") if c in hist), None)
         if score:
-            ax_val.plot(x, hist[score], "-o", ms=3, color=colours[name], label=f"{name} {score}")
+            ax_val.plot(x, hist[score], "-o", ms=3, color=colours[name], label=f"{display_name(name)} {score}")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_val.set_xlabel("epoch")

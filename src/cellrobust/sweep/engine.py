@@ -42,9 +42,7 @@ __all__ = [
     "run_cell",
 ]
 
-#: The artefact name of the raw clean reference rows: every image as read, no artefact and
-#: no rescale - the "clean" of every score.
-CLEAN = "none"
+CLEAN = schema.CLEAN
 
 #: Kept for callers of the first version: the grammar's parser.
 parse_segmenter = parse_spec

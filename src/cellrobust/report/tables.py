@@ -1,0 +1,63 @@
+"""Reader-facing views of the score tables: values with their intervals, units on every
+severity, display names, "—" with the reason for an undefined score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cellrobust.report.style import display_name, number, severity_text
+from cellrobust.report.verdict import trusted_text
+
+__all__ = ["paired_view", "scores_view", "trusted_view"]
+
+
+def _cell(value, lo, hi) -> str:
+    if not np.isfinite(value):
+        return "—"
+    return f"{value:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{value:.2f}"
+
+
+def scores_view(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per model x artefact: every score as "value [lo, hi]", reasons in "note"."""
+    out = pd.DataFrame({"model": scores["segmenter"].map(display_name),
+                        "artefact": scores["artefact"]})
+    for name, label in (("clean", "clean"), ("mpc", "mPC"), ("rpc", "rPC"), ("auc", "AUC"),
+                        ("worst", "worst"), ("ce", "CE"), ("rel_ce", "rel. CE")):
+        out[label] = [_cell(v, lo, hi) for v, lo, hi in
+                      scores[[name, f"{name}_lo", f"{name}_hi"]].to_numpy(float)]
+    out["frames"] = scores["n_frames"].astype(int)
+    out["note"] = scores["note"].fillna("")
+    return out
+
+
+def trusted_view(trusted: pd.DataFrame, parameters: dict[str, str] | None = None
+                 ) -> pd.DataFrame:
+    """Trusted range per model and artefact, severities in units ("≥ x" when never crossed)."""
+    parameters = parameters or {}
+    trusted = trusted.sort_values(["artefact", "segmenter"], ignore_index=True)
+    return pd.DataFrame({
+        "artefact": trusted["artefact"],
+        "model": trusted["segmenter"].map(display_name),
+        "clean": [_cell(v, lo, hi) for v, lo, hi in
+                  trusted[["clean", "clean_lo", "clean_hi"]].to_numpy(float)],
+        "trusted up to": [trusted_text(r, parameters.get(r["artefact"], ""))
+                          for _, r in trusted.iterrows()],
+        "grid": [f"{number(a)} … {severity_text(b, u)}" for a, b, u in
+                 trusted[["grid_start", "grid_end", "unit"]].itertuples(index=False)],
+    })
+
+
+def paired_view(paired: pd.DataFrame) -> pd.DataFrame:
+    """Paired differences with the severity in units and the significance stated in words."""
+    return pd.DataFrame({
+        "artefact": paired["artefact"],
+        "severity": [severity_text(s, u) for s, u in paired[["severity", "unit"]].to_numpy()],
+        "model": paired["a"].map(display_name),
+        "minus": paired["b"].map(display_name),
+        "difference [95% CI]": [f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo)
+                                else f"{d:+.3f}" for d, lo, hi in
+                                paired[["diff", "lo", "hi"]].to_numpy(float)],
+        "significant": ["yes" if s else (n if n else "no") for s, n in
+                        paired[["significant", "note"]].itertuples(index=False)],
+    })
