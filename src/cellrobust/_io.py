@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,31 +114,115 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, **kwargs: Any) -> Pat
     return Path(path)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None,
+               max_bytes: int | None = None) -> np.ndarray:
     """Read a 2-D image (or RGB) from TIFF, PNG/JPEG/BMP or ``.npy``.
+
+    The size the file's header declares is checked against the caps of
+    :mod:`cellrobust._limits` *before* anything is decoded, so a few-kilobyte file claiming
+    100000 x 100000 pixels is refused without allocating.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file.
+    max_pixels, max_bytes : int, optional
+        Override the ``image_pixels`` / ``image_bytes`` caps (default: environment variables
+        ``CELLROBUST_MAX_IMAGE_PIXELS`` / ``CELLROBUST_MAX_IMAGE_BYTES``, else 2^28 pixels and
+        2 GiB).
 
     Raises
     ------
     DataError
-        Naming the file when it is missing, truncated or not an image.
+        Naming the file when it is missing, truncated, not an image or too large.
     """
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: file not found")
+    suffix = file.suffix.lower()
+    caps = {"max_pixels": max_pixels, "max_bytes": max_bytes}
     try:
-        if file.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            return np.asarray(tifffile.imread(file))
-        if file.suffix.lower() == ".npy":
-            return np.load(file, allow_pickle=False)
-        import imageio.v3 as iio  # provided by scikit-image
-
-        return np.asarray(iio.imread(file))
+        with _quiet_tifffile():
+            if suffix in (".tif", ".tiff"):
+                return _read_tiff(file, caps)
+            if suffix == ".npy":
+                return _read_npy(file, caps)
+            return _read_other(file, caps)
     except DataError:
         raise
     except Exception as exc:  # tifffile/imageio raise many types for corrupt files
+        detail = str(exc).splitlines()[0] if str(exc) else ""
         raise DataError(
-            f"{file}: cannot read image ({type(exc).__name__}: {exc}); "
+            f"{file}: cannot read image ({type(exc).__name__}: {detail}); "
             "the file may be truncated or not an image - re-export or re-download it"
         ) from exc
+
+
+def _read_tiff(file: Path, caps: dict) -> np.ndarray:
+    import tifffile
+
+    from cellrobust._limits import check_array
+
+    with tifffile.TiffFile(file) as tif:
+        series = tif.series[0] if tif.series else None
+        if series is None:
+            raise DataError(f"{file}: TIFF holds no image; expected a 2-D image")
+        check_array(str(file), series.shape, series.dtype, **caps)
+        return np.asarray(series.asarray())
+
+
+def _read_npy(file: Path, caps: dict) -> np.ndarray:
+    from cellrobust._limits import check_array
+
+    with open(file, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                  else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = reader(handle)
+    if np.dtype(dtype).hasobject:
+        raise DataError(f"{file}: holds pickled Python objects, not an image; expected a "
+                        "numeric array saved with numpy.save")
+    check_array(str(file), shape, dtype, **caps)
+    return np.load(file, allow_pickle=False)
+
+
+def _read_other(file: Path, caps: dict) -> np.ndarray:
+    import imageio.v3 as iio  # provided by scikit-image
+    from PIL import Image
+
+    from cellrobust._limits import check_array
+
+    with Image.open(file) as img:  # parses the header only
+        width, height = img.size
+        bands = max(len(img.getbands()), 4 if img.mode == "P" else 1)
+        bits = 16 if img.mode.startswith("I;16") else (32 if img.mode in ("I", "F") else 8)
+    check_array(str(file), (height, width, bands), f"u{bits // 8}", **caps)
+    with warnings.catch_warnings():  # the cap above replaces Pillow's bomb warning
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return np.asarray(iio.imread(file))
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Hold back tifffile's log lines while reading; on success re-emit them, on failure the
+    one-line error says what went wrong instead."""
+    logger = logging.getLogger("tifffile")
+    capture = _Capture()
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(capture)
+    try:
+        yield
+    finally:
+        logger.removeHandler(capture)
+        logger.propagate = propagate
+    for record in capture.records:  # reached only when reading succeeded
+        logger.handle(record)

@@ -139,7 +139,7 @@ def test_symlink_escaping_rejected(tmp_path: Path):
         info = zipfile.ZipInfo("data/link")
         info.external_attr = (0o120777 << 16)
         zf.writestr(info, "../../etc/passwd")
-    with pytest.raises(DataError, match="link to '../../etc/passwd' outside"):
+    with pytest.raises(DataError, match="symbolic link to '../../etc/passwd'"):
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -155,10 +155,14 @@ def test_existing_user_folder_is_not_touched(server, tmp_path: Path):
 
 def test_cli_fetch_prints_path_and_warns_without_digest(server, tmp_path: Path, capsys):
     src = _source(server, "PhC-C2DL-PSC.zip", _ctc_zip(), sha=False)
-    code = main(["data", "fetch", "psc", "--dest", str(tmp_path), "--url", src.url, "--quiet"])
+    assert main(["data", "fetch", "psc", "--dest", str(tmp_path), "--url", src.url,
+                 "--quiet"]) == 2  # no digest known: refused before any download
+    assert "allow an unverified download" in capsys.readouterr().err
+    code = main(["data", "fetch", "psc", "--dest", str(tmp_path), "--url", src.url, "--quiet",
+                 "--allow-unverified"])
     out, err = capsys.readouterr()
     assert code == 0 and out.strip() == str(tmp_path / "PhC-C2DL-PSC")
-    assert "no SHA-256 recorded" in err
+    assert "without verification" in err
     code = main(["data", "fetch", "psc", "--dest", str(tmp_path / "x"), "--url", src.url,
                  "--sha256", "0" * 64, "--quiet"])
     assert code == 1 and "checksum mismatch" in capsys.readouterr().err
@@ -166,7 +170,7 @@ def test_cli_fetch_prints_path_and_warns_without_digest(server, tmp_path: Path, 
 
 def test_cli_fetch_unreachable_is_one_line(tmp_path: Path, capsys):
     code = main(["data", "fetch", "psc", "--dest", str(tmp_path), "--quiet",
-                 "--url", "http://127.0.0.1:9/PhC-C2DL-PSC.zip"])
+                 "--allow-unverified", "--url", "http://127.0.0.1:9/PhC-C2DL-PSC.zip"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "cannot connect" in err
 
@@ -185,5 +189,5 @@ def test_tar_archives_checked_too(tmp_path: Path):
         link = tarfile.TarInfo("set/link")
         link.type, link.linkname = tarfile.SYMTYPE, "../../../etc/passwd"
         tf.addfile(link)
-    with pytest.raises(DataError, match="link to '../../../etc/passwd' outside"):
+    with pytest.raises(DataError, match="symbolic link to '../../../etc/passwd'"):
         safe_extract(bad, tmp_path / "out2")

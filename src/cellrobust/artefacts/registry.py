@@ -29,6 +29,9 @@ from typing import Any
 from cellrobust._validation import InputError, check_choice
 
 KINDS = ("intensity", "geometric")
+#: Largest severity magnitude accepted where an artefact's range is unbounded (``limits``
+#: reaching ``inf``): beyond it the float32 kernels overflow (``1e308`` sigma -> NaN image).
+MAX_SEVERITY = 1e12
 NORMALISE = ("minmax", "clip", "none")
 
 
@@ -115,17 +118,32 @@ class Artefact:
             raise InputError(f"invalid artefact {self.name!r}: " + "; ".join(errors))
 
     def check_value(self, value: float) -> float:
-        """Validate a severity value against :attr:`limits`; return it as a float."""
+        """Validate a severity value; return it as a float.
+
+        A value must be finite, within :attr:`limits` and at most :data:`MAX_SEVERITY` in
+        magnitude (larger values overflow the float32 kernels into NaN). The one non-finite
+        value accepted is an infinite :attr:`identity` (Poisson's ``inf`` photons = no noise).
+
+        Raises
+        ------
+        InputError
+            Naming the artefact, its parameter, the valid range and the value received.
+        """
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"{self.name}: {self.parameter} must be a number, got {value!r}") \
                 from None
+        if number == self.identity:
+            return number
         low, high = self.limits
-        if math.isnan(number) or not low <= number <= high:
+        high = min(high, MAX_SEVERITY)
+        if not math.isfinite(number) or not low <= number <= high:
+            identity = (f" or {self.identity:g} (the identity)"
+                        if not math.isfinite(self.identity) else "")
             raise InputError(
-                f"{self.name}: {self.parameter} must lie in [{low:g}, {high:g}] {self.unit}, "
-                f"got {value!r}; the ladder is {_fmt(self.ladder)}"
+                f"{self.name}: {self.parameter} must be a finite number in [{low:g}, {high:g}] "
+                f"{self.unit}{identity}, got {value!r}; the ladder is {_fmt(self.ladder)}"
             )
         return number
 

@@ -1,7 +1,9 @@
 """``cellrobust data``: fetch public data sets and describe data sets.
 
-``cellrobust data fetch psc [--dest DIR]`` downloads, verifies and extracts PhC-C2DL-PSC and
-prints the folder to use; ``cellrobust data info [PATH]`` prints the statistics of a data set
+``cellrobust data fetch psc [--dest DIR] (--sha256 HEX | --allow-unverified)`` downloads,
+verifies and extracts PhC-C2DL-PSC and prints the folder to use (no digest is published for
+it yet: without ``--sha256`` an unverified download must be allowed explicitly, and its digest
+is printed to pin); ``cellrobust data info [PATH]`` prints the statistics of a data set
 (without PATH: the simulated default data set); ``cellrobust data formats`` lists the readers.
 """
 
@@ -37,9 +39,14 @@ def _register_fetch(sub) -> None:
                    "Challenge training archive)")
     p.add_argument("--dest", metavar="DIR", default=None,
                    help="where to put it (default $CELLROBUST_DATA or ~/.cache/cellrobust)")
-    p.add_argument("--url", default=None, help="download from this mirror instead")
+    p.add_argument("--url", default=None, help="download from this mirror instead (http:// or "
+                   "https://; needs --sha256 or --allow-unverified)")
     p.add_argument("--sha256", default=None, metavar="HEX",
-                   help="expected SHA-256 of the archive (overrides the built-in value)")
+                   help="expected SHA-256 of the archive, 64 hex digits (overrides the built-in "
+                   "value)")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="download although no SHA-256 is known; the digest is printed so it "
+                   "can be pinned with --sha256 next time")
     p.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_fetch)
@@ -70,15 +77,16 @@ def _fetch(args: argparse.Namespace) -> int:
     import dataclasses
     import warnings
 
-    from cellrobust.data.fetch import SOURCES, fetch
+    from cellrobust.data.fetch import SOURCES, check_sha256, check_url, fetch
 
     source = SOURCES[args.name]
-    if args.url or args.sha256:
-        source = dataclasses.replace(source, url=args.url or source.url,
-                                     sha256=args.sha256 or (None if args.url else source.sha256))
+    sha256 = check_sha256(args.sha256)  # usage errors at once, before any network access
+    if args.url is not None:  # a mirror: the built-in digest may not describe its file
+        source = dataclasses.replace(source, url=check_url(args.url), sha256=None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = fetch(source, dest=args.dest, progress=not args.quiet,
+        path = fetch(source, dest=args.dest, sha256=sha256,
+                     allow_unverified=args.allow_unverified, progress=not args.quiet,
                      keep_archive=args.keep_archive)
     for warning in caught:
         print(f"cellrobust: warning: {warning.message}", file=sys.stderr)

@@ -110,6 +110,9 @@ def _npz_entries(file: Path, channel: int | None, trust: bool) -> list[Entry]:
 
 @functools.lru_cache(maxsize=2)
 def _load_npz_cached(file: str, mtime_ns: int, trust: bool) -> tuple[np.ndarray, np.ndarray]:
+    from cellrobust._limits import check_npz
+
+    check_npz(file)  # sizes and integrity from the npy headers, before anything is loaded
     try:
         with np.load(file, allow_pickle=trust) as data:
             if "imgs" in data.files and "masks" in data.files:

@@ -11,41 +11,50 @@ Guarantees:
 * **resume** - the download goes to ``<dest>/.downloads/<file>.part``; an interrupted download
   continues from where it stopped with an HTTP ``Range`` request (a server that ignores ``Range``
   makes it start again);
-* **verification** - the SHA-256 of the complete archive is compared with the source table; a
-  mismatch deletes the partial file and raises :class:`DataError`. Where the table has no digest
-  a :class:`UserWarning` says so and the computed digest is recorded next to the data;
+  (a stale ``.part`` longer than the remote file is discarded);
+* **verification** - the SHA-256 of the complete archive is compared with the source table or
+  the ``sha256`` argument; a mismatch deletes the download and raises :class:`DataError`.
+  Without a known digest nothing is downloaded unless ``allow_unverified=True``; the computed
+  digest is then reported (a :class:`UserWarning`) so it can be pinned, and recorded;
 * **safe extraction** - every entry is checked before anything is written: absolute paths,
-  drive letters, ``..`` components, links pointing outside the folder, and device files are
-  rejected;
+  drive letters, ``..`` components, links of any kind (a data set needs none: refusing them
+  closes the symlink-chain / ``realpath`` escapes of CVE-2025-4517), devices and pipes are
+  refused, and so are archives expanding beyond the size and compression-ratio caps of
+  :mod:`cellrobust._limits` (zip/tar bombs). Files are then written by fetch itself, one
+  ``O_EXCL | O_NOFOLLOW`` file at a time, each path resolved against the destination on the
+  real file system, with ordinary permissions (the umask, never the archive's modes);
 * **atomic** - the archive is extracted into a hidden temporary folder that is renamed to its
-  final name only when complete; a failure leaves no half-written data set. An existing folder
-  that fetch did not create is never touched.
+  final name only when complete; a failure leaves no half-written data set, and a folder left
+  by a killed fetch is removed by the next one. An existing folder that fetch did not create
+  is never touched. Concurrent fetches into one destination are serialised by a lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 import shutil
-import stat
-import tarfile
 import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from cellrobust._io import write_json
+from cellrobust._limits import limit
+from cellrobust._lock import run_lock
 from cellrobust._validation import DataError, InputError, check_choice
+from cellrobust.data._archive import UnsafeArchiveError, safe_extract
+
+__all__ = ["SOURCES", "Source", "fetch", "download", "safe_extract", "sha256sum",
+           "check_url", "check_sha256", "default_dest", "UnsafeArchiveError", "MARKER"]
 
 MARKER = ".cellrobust-fetch.json"
 
-
-class UnsafeArchiveError(DataError):
-    """An archive holds entries that would escape its folder, or cannot be read at all."""
 
 CHUNK = 1 << 20
 
@@ -65,8 +74,8 @@ class Source:
 SOURCES: dict[str, Source] = {
     "psc": Source(
         name="psc",
-        url="http://data.celltrackingchallenge.net/training-datasets/PhC-C2DL-PSC.zip",
-        sha256=None,  # not yet recorded: the first download prints the digest it computed
+        url="https://data.celltrackingchallenge.net/training-datasets/PhC-C2DL-PSC.zip",
+        sha256=None,  # none published yet: pass the digest a verified download reported
         size=None,
         folder="PhC-C2DL-PSC",
         description="PhC-C2DL-PSC training data (Cell Tracking Challenge layout, sequences "
@@ -87,6 +96,8 @@ def fetch(
     source: str | Source = "psc",
     *,
     dest: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    allow_unverified: bool = False,
     progress: bool = True,
     keep_archive: bool = False,
     timeout: float = 60.0,
@@ -99,6 +110,10 @@ def fetch(
         A name in :data:`SOURCES` (``"psc"``) or a :class:`Source` (e.g. a mirror).
     dest : path-like, optional
         Folder under which the data set folder is created (default :func:`default_dest`).
+    sha256 : str, optional
+        Expected SHA-256 (64 hex digits) of the archive; overrides the source table's.
+    allow_unverified : bool
+        Download even though no digest is known; the computed one is reported to be pinned.
     progress : bool
         Show a progress bar on stderr.
     keep_archive : bool
@@ -113,35 +128,76 @@ def fetch(
 
     Raises
     ------
+    InputError
+        A URL that is not http(s), a digest that is not 64 hex digits, or no known digest
+        without ``allow_unverified`` - before anything is downloaded.
     DataError
         Network failure, checksum mismatch, unsafe archive, or an existing folder in the way.
     """
     src = source if isinstance(source, Source) else SOURCES[check_choice("source", source, SOURCES)]
+    src = dataclasses.replace(src, url=check_url(src.url),
+                              sha256=check_sha256(sha256 if sha256 is not None else src.sha256))
+    if src.sha256 is None and not allow_unverified:
+        raise InputError(
+            f"{src.name}: no SHA-256 is known for {src.url}, so the download cannot be "
+            "verified; give the archive's expected SHA-256, or explicitly allow an unverified "
+            "download (its digest is then reported so you can pin it)"
+        )
     root = Path(dest).expanduser() if dest is not None else default_dest()
     target = root / src.folder
     if (target / MARKER).is_file():
         return target
-    if target.exists():
-        raise DataError(
-            f"{target}: already exists and was not created by fetch; expected an empty place "
-            "for the data set - choose another destination or move that folder away"
-        )
-    archive = root / ".downloads" / _archive_name(src.url)
-    digest = _download_verified(src, archive, progress=progress, timeout=timeout)
-    try:
-        _extract_atomically(archive, target, src, digest)
-    except UnsafeArchiveError:
-        archive.unlink(missing_ok=True)  # an unsafe or unreadable archive is useless
-        raise
+    with run_lock(root / ".downloads"):
+        _remove_interrupted(root, target.name)
+        if target.exists():
+            raise DataError(
+                f"{target}: already exists and was not created by fetch; expected an empty "
+                "place for the data set - choose another destination or move that folder away"
+            )
+        archive = root / ".downloads" / _archive_name(src.url)
+        digest = _download_verified(src, archive, progress=progress, timeout=timeout)
+        try:
+            _extract_atomically(archive, target, src, digest)
+        except UnsafeArchiveError:
+            archive.unlink(missing_ok=True)  # an unsafe or unreadable archive is useless
+            raise
     if not keep_archive:
         archive.unlink(missing_ok=True)
     return target
 
 
+def check_url(url: str) -> str:
+    """Validate a download URL (``http://`` or ``https://`` with a host); return it."""
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InputError(f"url: expected an http:// or https:// address such as "
+                         f"https://host/path/archive.zip, got {url!r}")
+    _archive_name(url)
+    return str(url)
+
+
+def check_sha256(digest: str | None) -> str | None:
+    """Validate a SHA-256 digest (64 hexadecimal digits, any case); return it lower-cased."""
+    if digest is None:
+        return None
+    text = str(digest).strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise InputError(f"sha256: expected 64 hexadecimal digits, got {digest!r}")
+    return text
+
+
+def _remove_interrupted(root: Path, name: str) -> None:
+    """Delete extraction folders a killed fetch left (``.<name>.extract-*``); we hold the lock."""
+    for stale in root.glob(f".{name}.extract-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def _archive_name(url: str) -> str:
-    name = PurePosixPath(url.split("?", 1)[0]).name
-    if not re.fullmatch(r"[\w.\-]+", name or ""):
-        raise InputError(f"url: cannot derive an archive file name from {url!r}")
+    name = PurePosixPath(urlsplit(str(url)).path).name
+    if not re.fullmatch(r"[\w.\-]+", name or "") or name.strip(".") == "":
+        raise InputError(f"url: cannot derive an archive file name from {url!r}; expected an "
+                         "address ending in the archive's file name (.zip, .tar.gz)")
     return name
 
 
@@ -160,12 +216,12 @@ def _verify(file: Path, src: Source) -> str:
     digest = sha256sum(file)
     if src.sha256 is None:
         warnings.warn(
-            f"{src.name}: no SHA-256 recorded for {src.url}; the download could not be verified "
-            f"(its SHA-256 is {digest})",
+            f"{src.name}: downloaded {src.url} without verification (no SHA-256 was given); "
+            f"its SHA-256 is {digest} - pin this digest for later downloads",
             UserWarning,
             stacklevel=3,
         )
-    elif digest != src.sha256.lower():
+    elif digest != src.sha256:
         file.unlink(missing_ok=True)
         raise DataError(
             f"{src.url}: checksum mismatch - expected SHA-256 {src.sha256}, got {digest}; the "
@@ -185,30 +241,54 @@ def sha256sum(file: Path) -> str:
 
 def download(url: str, part: Path, *, progress: bool = True, timeout: float = 60.0,
              size: int | None = None) -> None:
-    """Download ``url`` into ``part``, resuming from its current length with HTTP ``Range``."""
+    """Download ``url`` into ``part``, resuming from its current length with HTTP ``Range``.
+
+    A ``part`` longer than the known ``size``, or than the remote file (HTTP 416 with another
+    length), is stale: it is discarded and the download starts again.
+    """
     start = part.stat().st_size if part.exists() else 0
+    if size is not None and start > size:
+        part.unlink()
+        start = 0
     if size is not None and start == size:
         return
-    headers = {"User-Agent": "cellrobust-fetch"}
-    if start:
-        headers["Range"] = f"bytes={start}-"
     try:
-        response = urlopen(Request(url, headers=headers), timeout=timeout)
-    except HTTPError as exc:
-        if exc.code == 416 and start:  # nothing left to send: the file is complete
+        response = _open(url, start, timeout)
+    except _RangeNotSatisfiable as exc:
+        if exc.total == start:  # the part is exactly the remote file: complete
             return
-        raise DataError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from exc
-    except (URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(
-            f"{url}: cannot connect ({reason}); check the network or use a mirror"
-        ) from exc
+        part.unlink(missing_ok=True)
+        start, response = 0, _open(url, 0, timeout)
     with response:
         if start and not _resumes_at(response, start):
             start = 0  # the server ignored Range: start again
         total = _total_length(response, start)
         _copy(response, part, append=bool(start), start=start, total=total, progress=progress,
               url=url)
+
+
+class _RangeNotSatisfiable(Exception):
+    def __init__(self, total: int | None) -> None:
+        super().__init__(total)
+        self.total = total
+
+
+def _open(url: str, start: int, timeout: float):
+    headers = {"User-Agent": "cellrobust-fetch"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        return urlopen(Request(url, headers=headers), timeout=timeout)
+    except HTTPError as exc:
+        if exc.code == 416 and start:
+            match = re.match(r"bytes \*/(\d+)", exc.headers.get("Content-Range", "") or "")
+            raise _RangeNotSatisfiable(int(match.group(1)) if match else None) from exc
+        raise DataError(f"{url}: download failed: HTTP {exc.code} {exc.reason}") from exc
+    except (URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            f"{url}: cannot connect ({reason}); check the network or use a mirror"
+        ) from exc
 
 
 def _resumes_at(response, start: int) -> bool:
@@ -227,6 +307,10 @@ def _copy(response, part: Path, *, append: bool, start: int, total: int | None,
           progress: bool, url: str) -> None:
     from tqdm.auto import tqdm
 
+    cap = limit("extract_bytes")
+    if total is not None and total > cap:
+        raise DataError(f"{url}: the server announces {total} bytes, above the cap of {cap} "
+                        "bytes for one archive; use another source")
     written = start
     with open(part, "ab" if append else "wb") as out, tqdm(
         total=total, initial=start, unit="B", unit_scale=True, disable=not progress,
@@ -237,8 +321,14 @@ def _copy(response, part: Path, *, append: bool, start: int, total: int | None,
                 out.write(block)
                 written += len(block)
                 bar.update(len(block))
+                if written > cap:
+                    break
         except Exception as exc:  # socket errors (OSError), http.client.IncompleteRead, ...
             raise _interrupted(url, part, written, total) from exc
+    if written > cap:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{url}: the download exceeds the cap of {cap} bytes for one archive "
+                        "and was deleted; use another source")
     if total is not None and written < total:
         raise _interrupted(url, part, written, total)
 
@@ -251,106 +341,22 @@ def _interrupted(url: str, part: Path, written: int, total: int | None) -> DataE
     )
 
 
+def _folder_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def _extract_atomically(archive: Path, target: Path, src: Source, digest: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.extract-", dir=target.parent))
     try:
         safe_extract(archive, tmp)
-        top = [p for p in tmp.iterdir()]
+        top = list(tmp.iterdir())
         single = len(top) == 1 and top[0].is_dir() and top[0].name == target.name
         content = top[0] if single else tmp
+        os.chmod(content, _folder_mode())  # mkdtemp makes 0700; a data set is ordinary
         write_json(content / MARKER, {"source": src.name, "url": src.url, "sha256": digest,
                                       "verified": src.sha256 is not None})
         os.replace(content, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip or tar archive into ``dest`` after checking every entry.
-
-    Raises
-    ------
-    DataError
-        Naming the first unsafe entries: absolute paths, ``..`` components, links escaping
-        ``dest``, device files; or an archive that cannot be read. Nothing is extracted then.
-    """
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                _check_entries(archive, [_zip_entry(zf, i) for i in zf.infolist()])
-                _check_space(archive, dest, sum(i.file_size for i in zf.infolist()))
-                zf.extractall(dest)
-            return
-        if tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = tf.getmembers()
-                _check_entries(archive, [_tar_entry(m) for m in members])
-                _check_space(archive, dest, sum(m.size for m in members))
-                tf.extractall(dest, members=members, filter="data")
-            return
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise UnsafeArchiveError(
-            f"{archive}: cannot read archive ({exc}); it may be corrupted"
-        ) from exc
-    raise UnsafeArchiveError(
-        f"{archive}: not a zip or tar archive; expected a .zip or .tar(.gz) file"
-    )
-
-
-def _check_space(archive: Path, dest: Path, needed: int) -> None:
-    existing = next(p for p in (dest, *dest.parents) if p.exists())
-    free = shutil.disk_usage(existing).free
-    if needed > free:
-        raise DataError(
-            f"{archive}: extracting needs {needed / 1e9:.2f} GB, only {free / 1e9:.2f} GB free "
-            f"at {dest}; free some space or choose another destination"
-        )
-
-
-def _zip_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, str | None, bool]:
-    # zip stores a symbolic link as a file whose mode says S_IFLNK and whose content is the target
-    is_link = stat.S_ISLNK(info.external_attr >> 16)
-    link = zf.read(info)[:4096].decode("utf-8", "replace") if is_link else None
-    return info.filename, link, False
-
-
-def _tar_entry(member: tarfile.TarInfo) -> tuple[str, str | None, bool]:
-    link = member.linkname if (member.issym() or member.islnk()) else None
-    special = member.ischr() or member.isblk() or member.isfifo() or member.isdev()
-    return member.name, link, special
-
-
-def _check_entries(archive: Path, entries: list[tuple[str, str | None, bool]]) -> None:
-    bad = [f"{name!r} ({why})" for name, link, special in entries
-           if (why := _unsafe(name, link, special))]
-    if bad:
-        raise UnsafeArchiveError(
-            f"{archive}: unsafe archive, refusing to extract {len(bad)} entr"
-            f"{'y' if len(bad) == 1 else 'ies'}: {', '.join(bad[:5])}; expected relative paths "
-            "inside the archive folder - the archive was deleted, nothing was extracted"
-        )
-
-
-def _unsafe(name: str, link: str | None, special: bool) -> str | None:
-    path = name.replace("\\", "/")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        return "absolute path"
-    if ".." in PurePosixPath(path).parts:
-        return "'..' component"
-    if special:
-        return "device or pipe"
-    if link is not None:
-        target = link.replace("\\", "/")
-        joined = PurePosixPath(path).parent / target
-        if target.startswith("/") or _escapes(joined):
-            return f"link to {link!r} outside the folder"
-    return None
-
-
-def _escapes(path: PurePosixPath) -> bool:
-    depth = 0
-    for part in path.parts:
-        depth += -1 if part == ".." else (0 if part in (".", "") else 1)
-        if depth < 0:
-            return True
-    return False
