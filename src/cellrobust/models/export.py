@@ -1,43 +1,42 @@
-"""Export a trained U-Net: TorchScript, ONNX and a bioimage.io (format 0.5) model package.
+"""Export a trained U-Net to TorchScript and ONNX files that describe themselves.
 
-TorchScript and ONNX files take raw gray levels (N, 1, H, W) float32 and return foreground
-probabilities: the checkpoint's input normalisation and the sigmoid are inside the exported
-graph (:class:`~cellrobust.models.unet.NormalisedUNet`), so the files need no separate
-preprocessing. Each export is checked against PyTorch on a test image (max abs difference
-<= 1e-4, else :class:`~cellrobust.DataError`).
+Both files take raw gray levels (N, 1, H, W) float32 and return foreground probabilities
+(N, 1, H, W) float32: the checkpoint's input normalisation and the sigmoid are inside the graph
+(:class:`~cellrobust.models.unet.NormalisedUNet`), so the files need no separate preprocessing.
+Each file also carries cellrobust's export metadata (:func:`export_metadata`: the
+normalisation, the size multiple, the halo and the output kind) - ONNX in ``metadata_props``
+under the key ``cellrobust``, TorchScript in the extra file ``cellrobust.json`` - which
+:mod:`cellrobust.segmenters.onnx` and :mod:`cellrobust.segmenters.torchscript` read.
 
-The bioimage.io package (``<name>.bioimageio.zip``; Fiji/DeepImageJ, ilastik, QuPath) holds an
-``rdf.yaml`` declaring the input normalisation as preprocessing (``scale_range`` for
-``minmax``/``percentile``; a per-image ``x / max`` has no bioimage.io operator, so for ``max``
-the division is part of the weights and the RDF says so), ``binarize`` (0.5) postprocessing,
-the 47 px halo, test input/output tensors, a cover image and the studies' citations. It is
-validated with ``bioimageio.spec`` when that package is installed.
+Each export is checked against PyTorch on a test image (max abs difference <= 1e-4, else
+:class:`~cellrobust.DataError`) before it is moved into place, so no unchecked file is left.
+The bioimage.io package (:mod:`cellrobust.models.bioimageio`) builds on these functions; this
+module does not import it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from cellrobust._io import atomic_path, read_image
+from cellrobust import __version__
+from cellrobust._io import atomic_path
 from cellrobust._validation import DataError
-from cellrobust.models.checkpoint import load_checkpoint
+from cellrobust.models.inference import DEFAULT_HALO
 from cellrobust.models.unet import NormalisedUNet, UNet, normalise
+
+__all__ = ["METADATA_KEY", "ONNX_OPSET", "SigmoidUNet", "TOLERANCE", "export_metadata",
+           "halo_for", "to_onnx", "to_torchscript"]
 
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
-CITATIONS = [
-    {"text": "Gomez-de-Mariscal E. et al. DeepImageJ: A user-friendly environment to run deep "
-             "learning models in ImageJ. Nat. Methods 18, 1192-1195 (2021).",
-     "doi": "10.1038/s41592-021-01262-9"},
-    {"text": "Ronneberger O., Fischer P., Brox T. U-Net: Convolutional networks for biomedical "
-             "image segmentation. MICCAI 2015.", "doi": "10.1007/978-3-319-24574-4_28"},
-    {"text": "Ulman V. et al. An objective comparison of cell-tracking algorithms. "
-             "Nat. Methods 14, 1141-1152 (2017).", "doi": "10.1038/nmeth.4473"},
-]
+#: ONNX ``metadata_props`` key, and TorchScript extra file ``<key>.json``, of the metadata.
+METADATA_KEY = "cellrobust"
+METADATA_VERSION = 1
 
 
 class SigmoidUNet(torch.nn.Module):
@@ -51,6 +50,29 @@ class SigmoidUNet(torch.nn.Module):
         return torch.sigmoid(self.net(x))
 
 
+def halo_for(net: UNet, halo: int = DEFAULT_HALO) -> int:
+    """``halo`` rounded up to the network's size multiple (47 px -> 48 for a multiple of 8 or
+    16), so that a frame padded by it on each side stays on the pooling grid."""
+    m = net.config.multiple
+    return -(-int(halo) // m) * m
+
+
+def export_metadata(net: UNet, wrapper: type = NormalisedUNet) -> dict[str, Any]:
+    """What an exported graph expects and returns, as plain JSON types.
+
+    Keys: ``format`` ("cellrobust-export"), ``version``, ``input`` ("raw": gray levels as read,
+    normalised inside the graph; "normalised": already scaled by ``normalisation``),
+    ``normalisation`` (the checkpoint's method), ``multiple`` (input sides must be multiples of
+    it, px), ``halo`` (context px per side, a multiple of ``multiple``), ``output``
+    ("probability"), ``axes`` ("bcyx"), ``model_config``, ``cellrobust_version``.
+    """
+    return {"format": "cellrobust-export", "version": METADATA_VERSION,
+            "input": "raw" if wrapper is NormalisedUNet else "normalised",
+            "normalisation": net.config.normalisation, "multiple": net.config.multiple,
+            "halo": halo_for(net), "output": "probability", "axes": "bcyx",
+            "model_config": net.config.to_dict(), "cellrobust_version": __version__}
+
+
 def _as_input(image: np.ndarray) -> np.ndarray:
     """(H, W) gray levels -> (1, 1, H, W) float32."""
     return np.ascontiguousarray(np.asarray(image, dtype=np.float32)[None, None])
@@ -59,7 +81,8 @@ def _as_input(image: np.ndarray) -> np.ndarray:
 def _check(kind: str, got: np.ndarray, expected: np.ndarray) -> float:
     diff = float(np.max(np.abs(got - expected)))
     if not diff <= TOLERANCE:
-        raise DataError(f"{kind} export differs from PyTorch by {diff:.2e} (> {TOLERANCE})")
+        raise DataError(f"{kind} export differs from PyTorch by {diff:.2e} (> {TOLERANCE}); "
+                        "the network uses an operation the exporter does not reproduce")
     return diff
 
 
@@ -75,21 +98,27 @@ def _module_and_input(net: UNet, test_image: np.ndarray,
 
 def to_torchscript(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
                    wrapper: type = NormalisedUNet) -> float:
-    """Trace ``wrapper(net)`` to TorchScript at ``path``; return the max abs difference."""
+    """Trace ``wrapper(net)`` to TorchScript at ``path`` (with the export metadata as the extra
+    file ``cellrobust.json``); return the max abs difference to PyTorch on ``test_image``
+    ((H, W) gray levels, sides multiples of the network's multiple)."""
     module, x = _module_and_input(net, test_image, wrapper)
+    extra = {f"{METADATA_KEY}.json": json.dumps(export_metadata(net, wrapper))}
     with torch.no_grad():
         traced = torch.jit.trace(module, x, check_trace=False)
         expected = module(x).numpy()
     with atomic_path(path) as tmp:
-        traced.save(str(tmp))
-    loaded = torch.jit.load(str(path)).eval()
-    with torch.no_grad():
-        return _check("TorchScript", loaded(x).numpy(), expected)
+        traced.save(str(tmp), _extra_files=extra)
+        loaded = torch.jit.load(str(tmp)).eval()
+        with torch.no_grad():
+            diff = _check("TorchScript", loaded(x).numpy(), expected)
+    return diff
 
 
 def to_onnx(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
             wrapper: type = NormalisedUNet) -> float:
-    """Export ``wrapper(net)`` to ONNX (dynamic batch/height/width); check with onnxruntime."""
+    """Export ``wrapper(net)`` to ONNX (dynamic batch/height/width, metadata in
+    ``metadata_props``); check it with onnxruntime on ``test_image``; return the difference."""
+    import onnx
     import onnxruntime
 
     module, x = _module_and_input(net, test_image, wrapper)
@@ -100,56 +129,10 @@ def to_onnx(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
         torch.onnx.export(module, (x,), str(tmp), input_names=["raw"],
                           output_names=["probability"], opset_version=ONNX_OPSET,
                           dynamic_axes={"raw": axes, "probability": axes}, dynamo=False)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"raw": x.numpy()})[0]
-    return _check("ONNX", got, expected)
-
-
-def _default_test_image() -> np.ndarray:
-    from cellrobust.data.synthetic import simulate_frame
-
-    frame = simulate_frame(rng=0).image
-    return np.asarray(frame[:256, :256])
-
-
-def _load_test_image(test_image: str | os.PathLike | np.ndarray | None, m: int) -> np.ndarray:
-    if test_image is None:
-        image = _default_test_image()
-    elif isinstance(test_image, np.ndarray):
-        image = test_image
-    else:
-        image = read_image(test_image)
-    if image.ndim != 2:
-        raise DataError(f"test image: expected a 2-D gray image, got shape {image.shape}")
-    h, w = (s - s % m for s in image.shape)
-    h, w = min(h, 512), min(w, 512)
-    if h < m or w < m:
-        raise DataError(f"test image: expected at least {m} x {m} px, got {image.shape}")
-    return np.asarray(image[:h, :w], dtype=np.float32)
-
-
-def export_all(checkpoint: str | os.PathLike, out_dir: str | os.PathLike, *,
-               formats: tuple[str, ...] = ("torchscript", "onnx", "bioimageio"),
-               test_image: str | os.PathLike | np.ndarray | None = None,
-               name: str | None = None) -> dict[str, Path]:
-    """Write the requested exports of ``checkpoint`` into ``out_dir``; return their paths."""
-    net, config, meta = load_checkpoint(checkpoint)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    image = _load_test_image(test_image, config.multiple)
-    written: dict[str, Path] = {}
-    if "torchscript" in formats:
-        to_torchscript(net, out / "model.torchscript.pt", test_image=image)
-        written["torchscript"] = out / "model.torchscript.pt"
-    if "onnx" in formats:
-        to_onnx(net, out / "model.onnx", test_image=image)
-        written["onnx"] = out / "model.onnx"
-    if "bioimageio" in formats:
-        from cellrobust.models.bioimageio import write_package
-
-        written["bioimageio"] = write_package(net, meta, out, test_image=image,
-                                              name=name or f"cellrobust U-Net {Path(checkpoint).stem}")
-    return written
-
-
-__all__ = ["export_all", "to_torchscript", "to_onnx", "SigmoidUNet", "TOLERANCE", "CITATIONS"]
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(export_metadata(
+            net, wrapper))})
+        onnx.save(proto, str(tmp))
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        diff = _check("ONNX", session.run(None, {"raw": x.numpy()})[0], expected)
+    return diff
