@@ -15,7 +15,15 @@ from cellrobust.training.data import EpochSampler, PatchDataset
 from cellrobust.training.history import read_history
 from cellrobust.training.loop import train
 
-torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread for this module's tests, restored afterwards (not for the whole run)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def asymmetric_frame(shape=(96, 112), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +168,7 @@ def test_micro_training_writes_a_complete_run_folder(tmp_path):
                  progress=False)
     assert torch.equal(torch.get_rng_state(), before)  # global RNG untouched
     assert {p.name for p in tmp_path.iterdir()} == {"config.yaml", "best.pt", "last.pt",
-                                                   "history.csv", "curves.png"}
+                                                   "history.csv", "curves.png", "data.json"}
     rows = read_history(tmp_path / "history.csv")
     assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["steps"] == 2
     assert all(0 <= r["val_jaccard"] <= 1 and r["val_loss"] > 0 for r in rows)

@@ -1,5 +1,6 @@
 """Training the U-Net: recipes (:mod:`.config`), joint augmentation (:mod:`.augment`), patch
-loading (:mod:`.data`), the loop with checkpoints and resume (:mod:`.loop`), DDP (:mod:`.ddp`).
+loading (:mod:`.data`), the loop with checkpoints and an epoch callback (:mod:`.loop`), resume
+rules (:mod:`.resume`), DDP (:mod:`.ddp`), robustness-driven hyper-parameter search (:mod:`.tune`).
 
 Names are imported lazily so ``import cellrobust.training`` does not import torch.
 """
@@ -17,6 +18,8 @@ _LAZY = {
     "train": "cellrobust.training.loop",
     "Trainer": "cellrobust.training.loop",
     "load_run_config": "cellrobust.training.loop",
+    "StopTraining": "cellrobust.training.loop",
+    "load_train_config": "cellrobust.training.config",
 }
 
 __all__ = list(_LAZY)

@@ -17,10 +17,13 @@ by validation loss, early stopping with patience 50, seed 0.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from cellrobust._validation import InputError, check_choice, collect_errors, suggest
+from cellrobust._validation import (DataError, InputError, check_choice, collect_errors,
+                                    suggest)
 from cellrobust.models.unet import UNetConfig
 
 LOSSES = ("bce", "dice_bce")
@@ -249,4 +252,37 @@ def recipe_config(name: str = "original", **overrides: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
-__all__ = ["TrainConfig", "ArtefactRange", "RECIPES", "recipe_config", "MONITORS"]
+def load_train_config(path: str | os.PathLike) -> TrainConfig:
+    """Read a training config file (YAML or JSON mapping of :class:`TrainConfig` fields).
+
+    The file is data: read with ``yaml.safe_load`` (no tags, no code). Fields left out keep
+    their defaults; a ``config.yaml`` of a run folder and the ``best_config.yaml`` of a tuning
+    study are such files.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read or is not a mapping.
+    InputError
+        Listing every invalid or unknown field, prefixed by the file name.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable training config ({reason})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a mapping of training config fields, got "
+                        f"{type(data).__name__}")
+    try:
+        return TrainConfig.from_dict(data)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: invalid TrainConfig: {exc}") from None
+
+
+__all__ = ["TrainConfig", "ArtefactRange", "RECIPES", "recipe_config", "MONITORS",
+           "load_train_config"]

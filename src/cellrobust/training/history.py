@@ -47,10 +47,7 @@ def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
 def plot_curves(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *,
                 monitor: str = "val_loss") -> Path:
     """Loss (train/validation) and validation Jaccard/accuracy against epoch, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # a Figure object: no pyplot state, no backend switch
 
     fig = Figure(figsize=(8, 3.2), dpi=110)
     ax_loss, ax_metric = fig.subplots(1, 2)

@@ -4,9 +4,12 @@
 (``_train_epoch``, ``validate``, ``_end_epoch``). A run folder holds ``config.yaml`` (the
 resolved :class:`TrainConfig`), ``best.pt`` (weights of the best epoch by ``monitor``),
 ``last.pt`` (everything needed to resume: weights, optimizer, scheduler, early-stopping and RNG
-state, history), ``history.csv`` and ``curves.png``. ``train(..., resume=True)`` continues from
-``last.pt`` exactly: the patches of an epoch depend only on (seed, epoch, index), and the torch
-RNG (dropout) state is restored.
+state, history), ``history.csv`` (after every epoch), ``curves.png`` (when training ends) and
+``data.json`` (where the data came from and digests of it, :mod:`.resume`). ``train(..., resume=True)`` continues from ``last.pt`` exactly: the
+patches of an epoch depend only on (seed, epoch, index), and the torch RNG (dropout) state is
+restored; other data, or a changed config field other than :data:`.resume.SAFE_ON_RESUME`, is
+refused. ``on_epoch(record)`` is called after every epoch (checkpoints already written); it may
+raise :class:`StopTraining` to end the run cleanly with the best weights.
 
 Validation runs on whole frames (reflect-padded to a multiple of ``2**depth``): ``val_loss`` is
 the mean BCE over all pixels, ``val_jaccard`` the foreground IoU TP / (TP + FP + FN) with counts
@@ -16,10 +19,11 @@ IoUs (a frame with an empty union scores 1), ``val_accuracy`` the pooled pixel a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,65 +36,27 @@ from cellrobust._validation import DataError, InputError
 from cellrobust.data.sample import Sample
 from cellrobust.models.checkpoint import read_checkpoint, save_checkpoint
 from cellrobust.models.unet import build_unet, normalise
-from cellrobust.training import ddp
+from cellrobust.training import ddp, resume as resume_rules
+from cellrobust.training.components import (loss_function, make_optimizer, make_scheduler,
+                                             select_device_options)
 from cellrobust.training.config import MONITORS, TrainConfig
 from cellrobust.training.data import PatchDataset, frames_from_samples, make_loader
 from cellrobust.training.history import plot_curves, write_history
 
 
-def select_device_options(config: TrainConfig) -> tuple[torch.device, torch.dtype | None, bool]:
-    """(device, autocast dtype or None, channels_last) for ``config`` on this machine.
+class StopTraining(Exception):
+    """Raised by an ``on_epoch`` callback to end training after the current epoch.
 
-    ``precision="auto"``: fp16 autocast on CUDA; fp32 on CPU (bf16 autocast measured 5-15x
-    *slower* per training step for this network here, see docs/training.md).
+    :func:`train` catches it, restores the best weights and returns ``best.pt`` as after early
+    stopping; ``last.pt`` stays resumable.
     """
-    want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-    if want_cuda and not torch.cuda.is_available():
-        raise InputError("device: 'cuda' requested but no CUDA GPU is available; use 'cpu'")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
-    precision = config.precision
-    if precision == "auto":
-        precision = "fp16" if want_cuda else "fp32"
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return device, dtype, config.channels_last
 
 
-def loss_function(name: str):
-    """``bce``: BCE on logits; ``dice_bce``: BCE + (1 - soft Dice) over the batch."""
-    def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits.float(), target)
-
-    def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        prob = torch.sigmoid(logits.float())
-        inter = (prob * target).sum()
-        dice = (2 * inter + 1.0) / (prob.sum() + target.sum() + 1.0)
-        return bce(logits, target) + 1.0 - dice
-
-    return {"bce": bce, "dice_bce": dice_bce}[name]
+class TrainingDiverged(DataError):
+    """The training loss became NaN or infinite (too high a learning rate, bad data)."""
 
 
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """Adam / Adamax / AdamW / SGD with momentum, at ``config.lr``."""
-    kind, lr, wd = config.optimizer, config.lr, config.weight_decay
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-    cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax, "adamw": torch.optim.AdamW}
-    return cls[kind](params, lr=lr, weight_decay=wd)
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
-    """Per-epoch LR schedule or None: cosine to 0, plateau (x0.5 after 10 flat epochs), step."""
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    if config.schedule == "plateau":
-        mode = MONITORS[config.monitor]
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5,
-                                                          patience=10)
-    if config.schedule == "step":
-        step = max(1, config.epochs // 3)
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step, gamma=0.1)
-    return None
+EpochCallback = Callable[[dict[str, Any]], None]
 
 
 class Trainer:
@@ -98,12 +64,13 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, train_samples: Sequence[Sample],
                  val_samples: Sequence[Sample], *, run_dir: str | os.PathLike,
-                 progress: bool = True) -> None:
+                 progress: bool = True, on_epoch: EpochCallback | None = None,
+                 data_source: Mapping[str, Any] | None = None, curves: bool = True) -> None:
         self.config, self.run_dir, self.progress = config, Path(run_dir), progress
+        self.curves = curves
+        self.on_epoch, self.data_source = on_epoch, data_source
         self.device, self.amp_dtype, self.channels_last = select_device_options(config)
         self.ctx = ddp.setup(self.device)
-        if config.threads and self.device.type == "cpu":
-            torch.set_num_threads(config.threads)
         self.dataset = PatchDataset(train_samples, config)
         self.loader, self.sampler = make_loader(self.dataset, rank=self.ctx.rank,
                                                 world=self.ctx.world,
@@ -150,7 +117,7 @@ class Trainer:
                 logits = self.model(x)
             loss = self.loss_fn(logits, y)
             if not torch.isfinite(loss):
-                raise DataError(f"training diverged at epoch {self.epoch + 1} (loss {loss}); "
+                raise TrainingDiverged(f"training diverged at epoch {self.epoch + 1} (loss {loss}); "
                                 "lower the learning rate or check the data normalisation")
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -256,7 +223,6 @@ class Trainer:
             save_checkpoint(self.run_dir / "last.pt", self.net, self.config.model,
                             meta=self._meta(row), train_state=self._train_state())
             write_history(self.history, self.run_dir / "history.csv")
-            plot_curves(self.history, self.run_dir / "curves.png", monitor=self.config.monitor)
         ddp.barrier(self.ctx)
         return self.best["wait"] >= self.config.patience
 
@@ -280,11 +246,7 @@ class Trainer:
         if not state:
             raise DataError(f"{last}: holds no training state; cannot resume from it")
         saved = payload["meta"].get("train_config", {})
-        if saved and TrainConfig.from_dict(saved) != self.config:
-            now = self.config.to_dict()
-            diff = sorted(k for k in saved if saved.get(k) != now.get(k))
-            raise InputError(f"resume: the config differs from the run's saved config in "
-                             f"{diff}; resume with the saved config (config.yaml)")
+        changes = resume_rules.config_changes(saved, self.config.to_dict()) if saved else {}
         self.net.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state.get("scheduler") is not None:
@@ -292,18 +254,36 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.best, self.history = dict(state["best"]), list(state["history"])
         self.epoch, self.torch_rng = int(state["epoch"]), state["torch_rng"]
+        if changes and self.ctx.is_main:
+            _write_config(self.config, self.run_dir)
+            resume_rules.record_changes(self.run_dir, self.epoch, changes)
 
-    # -- the run ---------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False) -> Path:
-        """Train until ``epochs`` or early stopping; return the path of ``best.pt``."""
+    def _data_record(self) -> dict[str, Any]:
+        source = self.data_source
+        if source is None:  # keep the paths a caller (the CLI) already wrote
+            source = resume_rules.read_data_record(self.run_dir) or {}
+        return resume_rules.data_record(self.dataset.frames, self.val_frames, source=source)
+
+    def _start(self, resume: bool) -> None:
+        """Check (resume) or write (fresh run) config.yaml and data.json."""
+        record = self._data_record()
         if resume:
+            saved = resume_rules.read_data_record(self.run_dir)
+            resume_rules.check_data(self.run_dir, saved, record)
             if self.ctx.is_main:
                 remove_stale_temporaries(self.run_dir)  # a killed writer's leftovers
             self.load_resume_state()
         elif self.ctx.is_main:
             _write_config(self.config, self.run_dir)
-        with torch.random.fork_rng(devices=[]):  # never disturb the caller's global RNG
-            torch.set_rng_state(self.torch_rng)
+        if self.ctx.is_main:
+            resume_rules.write_data_record(self.run_dir, record)
+
+    # -- the run ---------------------------------------------------------------------------
+    def fit(self, *, resume: bool = False) -> Path:
+        """Train until ``epochs`` or early stopping; return the path of ``best.pt``."""
+        self._start(resume)
+        with torch.random.fork_rng(devices=[]), _threads(self.config, self.device):
+            torch.set_rng_state(self.torch_rng)  # never disturb the caller's global RNG
             while self.epoch < self.config.epochs:
                 if self.best["wait"] >= self.config.patience:
                     break
@@ -313,10 +293,25 @@ class Trainer:
                        "lr": self.optimizer.param_groups[0]["lr"],
                        "seconds": time.perf_counter() - start, "steps": steps}
                 self._report(row)
-                if self._end_epoch(row):
+                if self._end_epoch(row) or self._callback(row):
                     break
         self._restore_best()
+        if self.curves and self.ctx.is_main and self.history:
+            plot_curves(self.history, self.run_dir / "curves.png", monitor=self.config.monitor)
         return self.run_dir / "best.pt"
+
+    def _callback(self, row: dict[str, Any]) -> bool:
+        """Call ``on_epoch``; True when it raised :class:`StopTraining`."""
+        if self.on_epoch is None:
+            return False
+        record = {**row, "step": sum(int(r["steps"]) for r in self.history),
+                  "monitor": self.config.monitor, "best_value": self.best["value"],
+                  "best_epoch": self.best["epoch"]}
+        try:
+            self.on_epoch(record)
+        except StopTraining:
+            return True
+        return False
 
     def _restore_best(self) -> None:
         best = self.run_dir / "best.pt"
@@ -329,6 +324,20 @@ class Trainer:
             print(f"epoch {row['epoch']}: train_loss {row['train_loss']:.4f} val_loss "
                   f"{row['val_loss']:.4f} val_jaccard {row['val_jaccard']:.4f} "
                   f"val_accuracy {row['val_accuracy']:.4f} ({row['seconds']:.0f} s)", flush=True)
+
+
+@contextlib.contextmanager
+def _threads(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """Torch intra-op threads = ``config.threads`` during training (only when given; CPU)."""
+    if not config.threads or device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seeded_rng_state(seed: int) -> torch.Tensor:
@@ -344,7 +353,9 @@ def _write_config(config: TrainConfig, run_dir: Path) -> None:
 
 
 def train(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequence[Sample],
-          *, run_dir: str | os.PathLike, progress: bool = True, resume: bool = False) -> Path:
+          *, run_dir: str | os.PathLike, progress: bool = True, resume: bool = False,
+          on_epoch: EpochCallback | None = None,
+          data_source: Mapping[str, Any] | None = None, curves: bool = True) -> Path:
     """Train a U-Net; return the path of ``best.pt`` in ``run_dir``.
 
     Parameters
@@ -358,9 +369,32 @@ def train(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Seq
     progress : bool
         Progress bar per epoch and one summary line per epoch (rank 0 only).
     resume : bool
-        Continue the interrupted run in ``run_dir`` exactly where its last epoch ended.
+        Continue the interrupted run in ``run_dir`` exactly where its last epoch ended. The
+        data must be the run's (same frame digests) and ``config`` its saved config, except
+        for :data:`~cellrobust.training.resume.SAFE_ON_RESUME` fields (e.g. more ``epochs``),
+        whose changes are applied and recorded in ``resume.json``.
+    on_epoch : callable, optional
+        ``on_epoch(record)`` after every epoch, on every rank, once the epoch's checkpoints
+        are written. ``record`` holds the ``history.csv`` columns (``epoch``, ``train_loss``,
+        ``val_loss``, ``val_jaccard``, ``val_jaccard_macro``, ``val_accuracy``, ``lr``,
+        ``seconds``, ``steps``) plus ``step`` (optimizer steps so far), ``monitor``,
+        ``best_value`` and ``best_epoch``. Raising :class:`StopTraining` ends the run cleanly
+        (best weights restored, ``best.pt`` returned); any other exception propagates.
+    data_source : mapping, optional
+        ``{"data": path or None, "val_data": path or None}``: where the samples came from,
+        recorded in ``data.json`` and named in resume errors. ``None`` keeps the paths already
+        in ``run_dir/data.json``.
+    curves : bool
+        Draw ``curves.png`` when training ends (about a second per run; tuning trials skip it).
+
+    Raises
+    ------
+    InputError
+        On resume with other data or an unsafe config change (one line listing the
+        differences).
     """
-    trainer = Trainer(config, train_samples, val_samples, run_dir=run_dir, progress=progress)
+    trainer = Trainer(config, train_samples, val_samples, run_dir=run_dir, progress=progress,
+                      on_epoch=on_epoch, data_source=data_source, curves=curves)
     try:
         return trainer.fit(resume=resume)
     finally:
@@ -377,5 +411,5 @@ def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
     return TrainConfig.from_dict(yaml.safe_load(path.read_text()))
 
 
-__all__ = ["train", "Trainer", "load_run_config", "select_device_options", "loss_function",
-           "make_optimizer", "make_scheduler"]
+__all__ = ["train", "Trainer", "StopTraining", "TrainingDiverged", "load_run_config",
+           "select_device_options", "loss_function", "make_optimizer", "make_scheduler"]
