@@ -18,7 +18,8 @@ from cellrobust import __version__
 
 # Modules under cellrobust.cli, each defining register(subparsers) -> None.
 STAGE_MODULES: tuple[str, ...] = ("data", "artefacts", "corrupt", "study", "sweep", "report",
-                                  "evaluate", "train", "predict", "export", "models")
+                                  "evaluate", "train", "tune", "predict", "export", "models",
+                                  "diagnose")
 
 
 class _Parser(argparse.ArgumentParser):
