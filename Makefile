@@ -4,12 +4,15 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-# Torch is installed first and only when the venv has none, so a GPU user's CUDA build
-# (installed into .venv beforehand, see README) is never replaced. On the development
-# machines `torch==2.13.0` resolves to a local CPU wheel; elsewhere it is a PyPI build.
-TORCH_SPEC ?= torch==2.13.0
+# `make study` installs the package with its export extra; torch is installed first and only
+# when the venv has none, so a GPU user's CUDA build (installed into .venv beforehand, see
+# README) is never replaced. `make test` adds every optional extra (bioimage.io, Cellpose,
+# StarDist, Optuna) under constraints.txt, the versions that work together here (Cellpose 4
+# needs torchvision, and PyPI's torchvision needs its matching PyPI torch).
+TORCH_SPEC ?= torch==2.14.1
 STUDY_ARGS ?= --preset quick
 STAMP = $(VENV)/.installed-stamp
+TEST_STAMP = $(VENV)/.installed-test-stamp
 
 .PHONY: study test venv bench-setup bench clean-venv help
 
@@ -24,21 +27,25 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[test,export]"
+	$(BIN)/python -m pip install --quiet -e ".[export]"
 	@touch $(STAMP)
 
-venv: $(STAMP)
+$(TEST_STAMP): $(STAMP) constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,all]"
+	@touch $(TEST_STAMP)
+
+venv: $(TEST_STAMP)
 
 study: $(STAMP)
 	$(BIN)/cellrobust study $(STUDY_ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench-setup: $(STAMP)
+bench-setup: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks setup
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks run
 
 clean-venv:

@@ -11,16 +11,15 @@ import yaml
 
 from cellrobust import DataError
 from cellrobust.models.checkpoint import save_checkpoint
-from cellrobust.models.export import TOLERANCE, export_all, to_onnx, to_torchscript
+from cellrobust.models.export import TOLERANCE, to_onnx, to_torchscript
 from cellrobust.models.unet import NormalisedUNet, UNetConfig, build_unet
-
-torch.set_num_threads(1)
+from cellrobust.stages.export import export_all
 
 
 def _net(normalisation: str = "max"):
     with torch.random.fork_rng():
         torch.manual_seed(1)
-        net = build_unet(UNetConfig(normalisation=normalisation)).eval()
+        net = build_unet(UNetConfig(normalisation=normalisation, width=4)).eval()
     return net
 
 
@@ -75,15 +74,15 @@ def test_bioimageio_package(tmp_path, normalisation):
         names = set(archive.namelist())
         rdf = yaml.safe_load(archive.read("rdf.yaml"))
         test_out = np.load(archive.open("test_output.npy"))
-    assert names == {"rdf.yaml", "weights_torchscript.pt", "test_input.npy", "test_output.npy",
-                     "cover.png", "README.md"}
+    assert names == {"rdf.yaml", "weights_torchscript.pt", "weights.onnx", "weights_state_dict.pt",
+                     "test_input.npy", "test_output.npy", "cover.png", "README.md"}
     assert rdf["format_version"].startswith("0.5") and rdf["type"] == "model"
     pre = [op["id"] for op in rdf["inputs"][0]["preprocessing"]]
     assert pre == (["ensure_dtype"] if normalisation == "max" else ["ensure_dtype",
                                                                     "scale_range"])
     post = rdf["outputs"][0]["postprocessing"][0]
     assert post == {"id": "binarize", "kwargs": {"threshold": 0.5}}
-    assert [a.get("halo") for a in rdf["outputs"][0]["axes"][2:]] == [47, 47]
+    assert [a.get("halo") for a in rdf["outputs"][0]["axes"][2:]] == [48, 48]  # on the grid
     assert any("10.1038/s41592-021-01262-9" == c.get("doi") for c in rdf["cite"])
     assert test_out.shape == (1, 1, 112, 128) and set(np.unique(test_out)) <= {0, 1}
     assert test_out.any()
@@ -97,4 +96,4 @@ def test_export_all_writes_every_format(tmp_path):
     written = export_all(ckpt, tmp_path / "out", formats=("torchscript", "onnx"),
                          test_image=_image())
     assert sorted(written) == ["onnx", "torchscript"]
-    assert all(p.is_file() and p.stat().st_size > 1_000_000 for p in written.values())
+    assert all(p.is_file() and p.stat().st_size > 10_000 for p in written.values())

@@ -30,6 +30,8 @@ def _register_artefacts(subparsers) -> None:
     gallery.add_argument("--artefact", action="append", metavar="NAME",
                          help="only these artefacts (repeatable; default all)")
     gallery.add_argument("--size", type=int, default=256, help="patch side in px (default 256)")
+    gallery.add_argument("--overwrite", action="store_true",
+                         help="replace an existing --out file (never an input)")
     add_seed(gallery)
     gallery.set_defaults(func=_gallery)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -79,9 +81,10 @@ def _load_sample(args):
 
 
 def _gallery(args: argparse.Namespace) -> int:
-    from cellrobust.artefacts.gallery import pick_patch, render_gallery
+    from cellrobust.stages.artefacts import pick_patch, render_gallery
 
     sample = pick_patch(_load_sample(args), size=args.size)
-    out = render_gallery(sample, args.out, artefacts=args.artefact, seed=args.seed)
+    out = render_gallery(sample, args.out, artefacts=args.artefact, seed=args.seed,
+                         overwrite=args.overwrite, inputs=[args.data] if args.data else [])
     print(f"wrote {out}")
     return 0

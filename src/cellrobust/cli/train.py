@@ -40,8 +40,14 @@ def _register_train(subparsers) -> None:
     p.add_argument("--recipe", default="original", choices=sorted(RECIPES),
                    help="training recipe (default original)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default runs/<recipe>)")
+    p.add_argument("--config", metavar="FILE",
+                   help="start from a training config file (a run's config.yaml or a tuning "
+                   "study's best_config.yaml; data, never code); flags override it")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR "
-                   "with its saved config and data paths")
+                   "with its saved config and data; changed options are refused unless safe "
+                   "(more epochs, patience, workers, threads), and recorded")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into an --out folder that holds an earlier run or other files")
     p.add_argument("--artefact", action="append", default=[], metavar="NAME:LOW:HIGH",
                    help="add a training artefact with severity ~ U(LOW, HIGH) (repeatable)")
     g = p.add_argument_group("overrides (default: the recipe's value)")
@@ -66,28 +72,48 @@ def _register_train(subparsers) -> None:
     p.set_defaults(func=_train)
 
 
-def _train_config(args: argparse.Namespace):
-    from cellrobust.training.config import recipe_config
-
-    overrides = {field: getattr(args, dest) for dest, field in _TRAIN_FIELDS.items()
-                 if getattr(args, dest, None) is not None}
+def _overrides(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(TrainConfig fields, UNetConfig fields) given explicitly on the command line."""
+    fields = {field: getattr(args, dest) for dest, field in _TRAIN_FIELDS.items()
+              if getattr(args, dest, None) is not None}
     model = {k: getattr(args, k) for k in _MODEL_FIELDS if getattr(args, k) is not None}
-    return recipe_config(args.recipe, model=model or None, extra_artefacts=args.artefact,
-                         **overrides)
+    return fields, model
+
+
+def _train_config(args: argparse.Namespace, base=None):
+    """The recipe (or ``base``: a config file's or a resumed run's) with the flags applied."""
+    import dataclasses
+
+    from cellrobust.training.config import ArtefactRange, recipe_config
+
+    fields, model = _overrides(args)
+    if base is None:
+        return recipe_config(args.recipe, model=model or None, extra_artefacts=args.artefact,
+                             **fields)
+    if model:
+        fields["model"] = dataclasses.replace(base.model, **model)
+    if args.artefact:
+        fields["artefacts"] = tuple(base.artefacts) + tuple(ArtefactRange.parse(a)
+                                                            for a in args.artefact)
+    return dataclasses.replace(base, **fields)
 
 
 def _train(args: argparse.Namespace) -> int:
     from cellrobust.stages.train import TrainStageConfig, run
+    from cellrobust.training.config import load_train_config
     from cellrobust.training.loop import load_run_config
 
     if args.resume:
-        config, run_dir = load_run_config(args.resume), Path(args.resume)
+        config = _train_config(args, load_run_config(args.resume))
+        run_dir = Path(args.resume)
         _remembered_data(args, run_dir)
     else:
-        config = _train_config(args)
+        base = load_train_config(args.config) if args.config else None
+        config = _train_config(args, base)
         run_dir = Path(args.out or Path("runs") / config.recipe)
     stage = TrainStageConfig(train=config, out=run_dir, data=args.data,
-                             val_data=args.val_data, resume=bool(args.resume))
+                             val_data=args.val_data, resume=bool(args.resume),
+                             overwrite=args.overwrite)
     print(run(stage, progress=not args.quiet))
     return 0
 

@@ -18,10 +18,8 @@ import numpy as np
 import torch
 
 from cellrobust._validation import InputError, check_ndim, collect_errors
+from cellrobust.models.defaults import DEFAULT_HALO, DEFAULT_TILE
 from cellrobust.models.unet import UNet, normalise
-
-DEFAULT_HALO = 47  # px of context the DeepImageJ model needs on each side of a tile
-DEFAULT_TILE = 512
 
 
 def _dihedral(x: torch.Tensor, k: int, flip: bool, *, inverse: bool = False) -> torch.Tensor:

@@ -260,27 +260,46 @@ def figure_training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
     return fig
 
 
-def figure_gallery(image: np.ndarray, labels: np.ndarray | None,
-                   rows: Mapping[str, Sequence[tuple[str, np.ndarray]]]) -> Figure:
-    """Artefact gallery (the paper's Figure 2): the patch, its mask, then each artefact.
+def figure_gallery(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray, object]]]], *,
+                   vrange: tuple[float, float] | None = None, title: str = "") -> Figure:
+    """Artefact x severity gallery (the studies' Figure 2, for any artefacts).
 
-    ``rows`` maps an artefact name to ``(caption, corrupted image)`` pairs of increasing
-    severity; each image is shown with its own gray-level range (captions give the values).
+    Parameters
+    ----------
+    rows : sequence of (row label, [(caption, image (H, W), outline labels or None), ...])
+        One row per artefact, its panels in increasing severity (level 0 = the clean image).
+        Labels given with a panel (geometric artefacts) are drawn as red outlines, so the
+        image/label alignment can be checked by eye.
+    vrange : (float, float), optional
+        One gray scale for every panel (brightness changes stay visible); None = each
+        panel's own range.
+    title : str
     """
-    ncol = 1 + max((len(v) for v in rows.values()), default=1)
-    nrow = 1 + len(rows)
-    fig = Figure(figsize=(1.9 * ncol, 1.95 * nrow), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(nrow, ncol))
+    from skimage.segmentation import find_boundaries
+
+    ncol = max((len(items) for _, items in rows), default=1)
+    fig = Figure(figsize=(1.75 * ncol, 1.85 * max(1, len(rows))), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(max(1, len(rows)), ncol, squeeze=False))
+    vmin, vmax = vrange if vrange is not None else (None, None)
     for ax in axes.flat:
-        ax.set_axis_off()
-    _show(axes[0, 0], image, "clean patch")
-    if labels is not None:
-        _show(axes[0, 1], labels > 0, "true mask")
-    for r, (art, items) in enumerate(rows.items(), start=1):
-        axes[r, 0].text(0.5, 0.5, art, ha="center", va="center", fontsize=10,
-                        transform=axes[r, 0].transAxes)
-        for c, (caption, img) in enumerate(items, start=1):
-            _show(axes[r, c], img, caption)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for r, (label, items) in enumerate(rows):
+        for c, (caption, img, outline) in enumerate(items):
+            ax = axes[r, c]
+            ax.imshow(np.asarray(img, dtype=float), cmap="gray", vmin=vmin, vmax=vmax,
+                      interpolation="nearest")
+            if outline is not None:
+                edges = find_boundaries(np.asarray(outline), mode="inner")
+                over = np.zeros((*edges.shape, 4), dtype=np.float32)
+                over[edges] = (1.0, 0.2, 0.1, 0.8)
+                ax.imshow(over, interpolation="nearest")
+            ax.set_title(caption, fontsize=7, pad=2)
+        axes[r, 0].set_ylabel(label, fontsize=7)
+        for c in range(len(items), ncol):
+            axes[r, c].set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

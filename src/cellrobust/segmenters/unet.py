@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cellrobust._validation import DataError, InputError, check_ndim
-from cellrobust.models.inference import DEFAULT_HALO, DEFAULT_TILE
+from cellrobust.models.defaults import DEFAULT_HALO, DEFAULT_TILE
 from cellrobust.segmenters.protocol import file_sha256, library_versions
 
 __all__ = ["OPTIONS", "UNetSegmenter", "is_torchscript_archive"]

@@ -1,4 +1,6 @@
-"""Artefact x severity gallery: the studies' Figure 2, extended to every registered artefact."""
+"""``cellrobust artefacts gallery``: the artefact x severity gallery (the studies' Figure 2,
+extended to every registered artefact); the figure itself is :func:`cellrobust.report.plots.
+figure_gallery`, shared with the study's report."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cellrobust._io import atomic_path
 from cellrobust.artefacts import apply_level, get, names, stream
 from cellrobust.data.sample import Sample
 
@@ -36,55 +37,43 @@ def pick_patch(sample: Sample, *, size: int = 256) -> Sample:
                         meta={"patch_yx": [y, x]})
 
 
-def render_gallery(
-    sample: Sample,
-    path: str | os.PathLike,
-    *,
-    artefacts: Sequence[str] | None = None,
-    seed: int = 0,
-    dpi: int = 100,
-) -> Path:
-    """Draw every artefact (rows) at severity levels 0..5 (columns) on ``sample``; write a PNG.
-
-    Panels share one gray scale (the input dtype's range for integer input, else the clean
-    image's range) so brightness changes stay visible; geometric artefacts show the label
-    outlines in red to make the image/label alignment checkable by eye. Each row uses one
-    random stream for all levels (same blob centre, angle, particles), so a row shows the
-    progression of one draw.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from skimage.segmentation import find_boundaries
-
+def ladder_rows(sample: Sample, artefacts: Sequence[str] | None = None, *, seed: int = 0,
+                levels: Sequence[int] = range(6)) -> list:
+    """Gallery rows: each artefact at ladder ``levels`` on ``sample``, one random stream per
+    row (``artefacts.stream(seed, sample, artefact, 0)``: every level draws the same centres,
+    angles and particles, so a row shows one draw's progression); geometric artefacts carry
+    their resampled labels for outlines."""
     chosen = list(artefacts) if artefacts else names()
+    rows = []
     for name in chosen:
-        get(name)
-    img = sample.image
-    vmin, vmax = ((0.0, float(np.iinfo(img.dtype).max)) if np.issubdtype(img.dtype, np.integer)
-                  else (float(img.min()), float(img.max())))
-    fig, axes = plt.subplots(len(chosen), 6, figsize=(6 * 1.7, len(chosen) * 1.8),
-                             squeeze=False, constrained_layout=True)
-    for row, name in enumerate(chosen):
         art = get(name)
-        for level in range(6):
-            ax = axes[row, level]
-            # one stream per row: every level draws the same centres/angles/particles
+        items = []
+        for level in levels:
             out, _ = apply_level(sample, name, level, rng=stream(seed, sample.name, name, 0))
-            ax.imshow(out.image, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
-            if art.kind == "geometric" and out.labels is not None:
-                edges = find_boundaries(out.labels, mode="inner")
-                overlay = np.zeros((*edges.shape, 4), dtype=np.float32)
-                overlay[edges] = (1.0, 0.2, 0.1, 0.8)
-                ax.imshow(overlay, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{art.ladder[level]:g}", fontsize=8, pad=2)
-            if level == 0:
-                ax.set_ylabel(f"{name}\n({art.parameter}, {art.unit})", fontsize=7)
-    fig.suptitle(f"artefacts x severity level 0-5 on {sample.name}", fontsize=10)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return Path(path)
+            outline = out.labels if art.kind == "geometric" else None
+            items.append((f"{art.ladder[level]:g}", out.image, outline))
+        rows.append((f"{name}\n({art.parameter}, {art.unit})", items))
+    return rows
+
+
+def gray_range(image: np.ndarray) -> tuple[float, float]:
+    """One gray scale for a gallery: the dtype's range for integer input, else the image's."""
+    if np.issubdtype(image.dtype, np.integer):
+        return 0.0, float(np.iinfo(image.dtype).max)
+    return float(np.min(image)), float(np.max(image))
+
+
+def render_gallery(sample: Sample, path: str | os.PathLike, *,
+                   artefacts: Sequence[str] | None = None, seed: int = 0, dpi: int = 100,
+                   overwrite: bool = False, inputs: Sequence = ()) -> Path:
+    """``cellrobust artefacts gallery``: every artefact (rows) at levels 0..5 on ``sample``,
+    written as one PNG (refused over an input, or over an existing file unless ``overwrite``)."""
+    from cellrobust._guard import check_output
+    from cellrobust.report.plots import figure_gallery
+    from cellrobust.stages._record import save_figure
+
+    check_output(path, inputs=inputs, overwrite=overwrite, owner="gallery", kind="file")
+    fig = figure_gallery(ladder_rows(sample, artefacts, seed=seed),
+                         vrange=gray_range(sample.image),
+                         title=f"artefacts x severity level 0-5 on {sample.name}")
+    return save_figure(fig, path, dpi=dpi)

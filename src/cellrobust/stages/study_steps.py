@@ -120,12 +120,47 @@ def _train_config(config, recipe: str):
     return recipe_config(recipe, **overrides)
 
 
-def sweep_config(config, *, models: dict):
-    """The :class:`~cellrobust.sweep.SweepConfig` of the study (trained + given + baselines)."""
+def baseline_settings(config, data) -> dict:
+    """Polarity and DoG σ of the classical baselines, decided from data unless given, with the
+    evidence: from the training frames' masks when the study has them, else the judged frames
+    (their images' statistics for polarity; σ stays the study's 3.5 px without training masks,
+    so nothing is tuned on the images being judged)."""
+    from cellrobust.data import detect_polarity
+    from cellrobust.segmenters import ClassicalConfig, calibrate_dog_sigma
+
+    source = data["train"] or []
+    out = {}
+    if config.polarity == "auto":
+        frames = source or [f.with_(labels=None) for f in data["eval_frames"]]
+        out["polarity"], out["polarity_evidence"] = detect_polarity(frames)
+    else:
+        out["polarity"] = config.polarity
+    if config.dog_sigma != "auto":
+        out["sigma_low"], out["sigma_from"] = float(config.dog_sigma), "given"
+    elif source:
+        out["sigma_low"] = calibrate_dog_sigma(f.labels for f in source)
+        out["sigma_from"] = f"median cell diameter of {len(source)} training masks"
+    else:
+        out["sigma_low"], out["sigma_from"] = ClassicalConfig().sigma_low, "default (PSC)"
+    return out
+
+
+def _baseline_spec(name: str, settings: dict | None) -> str:
+    if not settings:
+        return name
+    options = [f"polarity={settings['polarity']}"]
+    if name == "dog_otsu":
+        options.append(f"sigma_low={settings['sigma_low']:.4g}")
+    return f"{name}={','.join([name, *options])}"
+
+
+def sweep_config(config, *, models: dict, baselines: dict | None = None):
+    """The :class:`~cellrobust.sweep.SweepConfig` of the study (trained + given + baselines,
+    the baselines with the polarity and σ of :func:`baseline_settings`)."""
     from cellrobust.sweep import SweepConfig
 
     segs = [f"{name}={path}" for name, path in models.items()]
-    segs += list(config.models) + list(config.baselines)
+    segs += list(config.models) + [_baseline_spec(b, baselines) for b in config.baselines]
     return SweepConfig(segmenters=tuple(segs), artefacts=config.artefacts,
                        severities=config.severities, thresholds=config.thresholds,
                        seed=config.seed, batch_size=config.batch_size,
@@ -142,11 +177,12 @@ def _cell_images(sweep, data) -> dict:
     from cellrobust import artefacts
     from cellrobust.artefacts.geometry import patches_per_frame
     from cellrobust.sweep import cell_list, resolve_severities
+    from cellrobust.table import CLEAN
 
     values = resolve_severities(sweep)
     out = {}
     for art, idx in cell_list(sweep):
-        if artefacts.get(art).frame_kernel is None:
+        if art == CLEAN or artefacts.get(art).frame_kernel is None:
             out[(art, idx)] = len(data["eval"])
         else:
             out[(art, idx)] = sum(patches_per_frame(f.shape, values[art][idx],
@@ -172,11 +208,12 @@ def plan(config, sweep, data) -> dict:
             "train_unit": unit, "cells": len(weights), "cell_weights": weights}
 
 
-def preflight_eval(config, patches, frames=None, *, allow_code: bool = False) -> None:
+def preflight_eval(config, patches, frames=None, *, allow_code: bool = False,
+                   baselines: dict | None = None) -> None:
     """Check given models and baselines on the evaluation images before training anything."""
     from cellrobust.sweep import SweepConfig, preflight
 
-    segs = tuple(config.models) + tuple(config.baselines)
+    segs = tuple(config.models) + tuple(_baseline_spec(b, baselines) for b in config.baselines)
     for recipe in config.recipes:
         _train_config(config, recipe)  # validates the training overrides now
     if segs:
@@ -228,22 +265,6 @@ def run_sweep(config, sweep, patches, folder: Path, *, tick: Callable, frames=No
                                             "sweep"))
 
 
-def _gallery_rows(sample, artefact_names, seed):
-    from cellrobust import artefacts
-
-    rows = {}
-    for name in artefact_names:
-        art = artefacts.get(name)
-        items = []
-        for level in range(1, 6):
-            value = art.ladder[level]
-            out, _ = artefacts.apply(sample, name, value,
-                                     rng=artefacts.stream(seed, sample.name, name, value))
-            items.append((f"level {level}: {value:g} {art.unit}"[:38], out.image))
-        rows[name] = items
-    return rows
-
-
 def image_figures(config, sweep, patches, folder: Path, *, allow_code: bool = False) -> dict:
     """Artefact gallery and example predictions (need images, so drawn here, not from the table)."""
     from cellrobust import artefacts
@@ -251,9 +272,13 @@ def image_figures(config, sweep, patches, folder: Path, *, allow_code: bool = Fa
     from cellrobust.sweep import build_segmenters, resolve_severities
 
     figdir = folder / "figures"
+    from cellrobust.stages.artefacts import gray_range, ladder_rows
+
     sample = max(patches, key=lambda s: int(np.count_nonzero(s.labels)))
-    fig = plots.figure_gallery(sample.image, sample.labels,
-                               _gallery_rows(sample, config.artefacts, config.seed))
+    rows = ladder_rows(sample, [a for a in config.artefacts
+                                if artefacts.get(a).frame_kernel is None], seed=config.seed)
+    fig = plots.figure_gallery(rows, vrange=gray_range(sample.image),
+                               title=f"artefacts x severity level 0-5 on {sample.name}")
     plots.save_figure(fig, figdir / "gallery", config.figure_formats)
     severities = resolve_severities(sweep)
     segmenters = build_segmenters(sweep, allow_code=allow_code)

@@ -34,6 +34,8 @@ class TrainStageConfig:
         Training data set (None: the simulator) and an explicit validation set.
     resume : bool
         Continue the interrupted run in ``out`` (refused when the data or options differ).
+    overwrite : bool
+        Train into an ``out`` that holds an earlier run or other files (never over the data).
     """
 
     train: object
@@ -41,6 +43,7 @@ class TrainStageConfig:
     data: str | Path | None = None
     val_data: str | Path | None = None
     resume: bool = False
+    overwrite: bool = False
 
 
 def load_frames(config: TrainStageConfig, *, seed: int = 0) -> tuple[list, list, dict]:
@@ -65,9 +68,12 @@ def load_frames(config: TrainStageConfig, *, seed: int = 0) -> tuple[list, list,
 def run(config: TrainStageConfig, *, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None) -> Path:
     """Train into ``config.out``; return the path of ``best.pt``."""
+    from cellrobust.stages._outputs import guarded_output
     from cellrobust.training.loop import train
 
     tc = config.train
     train_frames, val_frames, record = load_frames(config, seed=tc.seed)
-    return train(tc, train_frames, val_frames, run_dir=Path(config.out), progress=progress,
-                 resume=config.resume, on_epoch=on_epoch, data_source=record)
+    with guarded_output(config.out, owner="train", inputs=(config.data, config.val_data),
+                        overwrite=config.overwrite, reuse=config.resume) as out:
+        return train(tc, train_frames, val_frames, run_dir=out, progress=progress,
+                     resume=config.resume, on_epoch=on_epoch, data_source=record)

@@ -195,7 +195,8 @@ class TrainConfig:
         values = dict(data)
         if "model" in values and isinstance(values["model"], dict):
             values["model"] = UNetConfig.from_dict(values["model"])
-        values["artefacts"] = tuple(ArtefactRange(*a) for a in values.get("artefacts", ()))
+        values["artefacts"] = tuple(ArtefactRange(**a) if isinstance(a, dict) else ArtefactRange(*a)
+                                    for a in values.get("artefacts", ()))
         return cls(**values)
 
 
