@@ -1,8 +1,7 @@
 """Table-driven bad-input suite: the real CLI over generated bad files and option values.
 
 Every case must end with the expected exit status (2 usage, 1 runtime), exactly one line on
-stderr, and never ``internal error``. Cases whose fix belongs to code being restructured are
-``xfail(strict=True)`` with the change needed: remove the mark when the fix lands.
+stderr, and never ``internal error``.
 """
 
 from __future__ import annotations
@@ -16,10 +15,6 @@ import tifffile
 
 from cellrobust.cli import main
 from test_security_limits import make_npz_header_bomb, make_tiff_header_bomb
-
-
-def _lead(what: str):
-    return pytest.mark.xfail(strict=True, reason=f"lead: {what}")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +100,7 @@ CASES = [
      ()),
     ("text-npz", lambda f, o: ["data", "info", str(f["text_npz"])], 1, ()),
     ("truncated-npz", lambda f, o: ["data", "info", str(f["cut_npz"])], 1,
-     (_lead("data/cellpose.py: call cellrobust._limits.check_npz(file) before np.load "
-            "(BadZipFile is an internal error today)"),)),
+     ()),
     ("npz-header-bomb", lambda f, o: ["data", "info", str(f["npz_bomb"])], 1,
      ()),
     ("ckpt-missing-config", _predict("ck_no_config"), 1, ()),
@@ -118,7 +112,7 @@ CASES = [
     ("ckpt-nan-weights", _predict("ck_nan"), 1, ()),
     ("threshold-2",
      lambda f, o: ["predict", str(f["root"] / "good.pt"), "--data", str(f["img"]), "--out", o,
-                   "--threshold", "2", "--quiet"], 2, (_lead("cli/predict: --threshold must lie in [0, 1)"),)),
+                   "--threshold", "2", "--quiet"], 2, ()),
     ("batch-size-0",
      lambda f, o: ["predict", str(f["root"] / "good.pt"), "--data", str(f["img"]), "--out", o,
                    "--batch-size", "0", "--quiet"], 2,
@@ -130,7 +124,7 @@ CASES = [
      lambda f, o: ["evaluate", "--model", "otsu", "--thresholds", "0:0:1", "--quiet"], 2,
      ()),
     ("n-boot-1e8", lambda f, o: ["report", str(f["root"]), "--n-boot", "1e8"], 2,
-     (_lead("report: check_count('n_boot', n, 'bootstrap') before reading the results"),)),
+     ()),
     ("non-utf8-name-corrupt", _corrupt("odd"), 0,
      ()),
     ("fetch-url-notaurl",
@@ -142,8 +136,7 @@ CASES = [
     ("corrupt-out-is-input",
      lambda f, o: ["corrupt", str(f["img"]), "--artefact", "gaussian_noise", "--severity",
                    "10", "--out", str(f["root"])], 2,
-     (_lead("stages/corrupt: cellrobust._guard.check_output(out, inputs=inputs, "
-            "overwrite=..., owner='corrupt')"),)),
+     ()),
 ]
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pandas as pd
 import pytest
 
 from cellrobust import InputError
 from cellrobust.cli import main
-from cellrobust.study import PRESETS, resolve_study, run_study
+from cellrobust.stages.study import PRESETS, resolve_study, run_study
 
 MICRO = dict(recipes=("original", "artefact"), baselines=("dog_otsu",),
              artefacts=("gaussian_noise",), severities={"gaussian_noise": (0.0, 60.0)},
@@ -76,9 +75,15 @@ def test_micro_study_end_to_end_and_resume(tmp_path):
     assert report.is_file() and (tmp_path / "summary.md").is_file()
     table = pd.read_parquet(tmp_path / "results.parquet")
     assert set(table["segmenter"]) == {"original", "artefact", "dog_otsu"}
-    assert len(table) == 3 * 2 * 2  # segmenters x severities x patches
+    assert len(table) == 3 * (2 + 1) * 2  # segmenters x (severities + raw clean) x patches
     info = json.loads((tmp_path / "study.json").read_text())
     assert info["preset"] == "quick" and info["config"]["seed"] == 0
+    assert info["data_used"]["evaluation"]["patches"] == 2
+    assert set(info["models"]) == {"original", "artefact", "dog_otsu"}
+    assert info["models"]["original"]["kind"] == "unet"
+    assert len(info["models"]["original"]["sha256"]) == 64
+    assert info["baselines"]["polarity"] == "bright"
+    assert "training masks" in info["baselines"]["sigma_from"]
     for name in ("gallery", "examples", "curves_gaussian_noise", "training_curves"):
         assert (tmp_path / "figures" / f"{name}.png").is_file(), name
     total = calls[0][1]
@@ -86,12 +91,10 @@ def test_micro_study_end_to_end_and_resume(tmp_path):
     assert calls[0][0] == "total" and done == pytest.approx(total, rel=0.02)
     best = tmp_path / "models" / "original" / "best.pt"
     mtime = best.stat().st_mtime_ns
-    start = time.time()
     run_study(config, tmp_path)  # resumes: models and cells are reused
     assert best.stat().st_mtime_ns == mtime
     again = pd.read_parquet(tmp_path / "results.parquet")
     pd.testing.assert_frame_equal(again, table)
-    assert time.time() - start < 120
 
 
 def test_sweep_cli_on_simulated_data(tmp_path, capsys):
@@ -99,7 +102,7 @@ def test_sweep_cli_on_simulated_data(tmp_path, capsys):
             "illumination", "--frames", "1", "--patches", "2", "--patch-size", "64",
             "--out", str(tmp_path), "--quiet"]
     assert main(args) == 0
-    assert "results: 24 rows" in capsys.readouterr().out  # 2 segmenters x 6 levels x 2
+    assert "results: 28 rows" in capsys.readouterr().out  # 2 segmenters x (6 levels + clean) x 2
     table = pd.read_csv(tmp_path / "results.csv")
     assert set(table["segmenter"]) == {"dog_otsu", "plain"}
     assert main([*args[:-3], "--segmenter", "dog_otsx", "--out", str(tmp_path / "b")]) == 2
@@ -114,7 +117,8 @@ def test_sweep_cli_cuts_cell_size_windows_from_the_frames(tmp_path, capsys):
     table = pd.read_parquet(tmp_path / "results.parquet")
     from cellrobust.artefacts.geometry import patches_per_frame
 
-    per_level = table.groupby("severity")["sample"].nunique()
+    windows = table[table["artefact"] == "cell_size"]
+    per_level = windows.groupby("severity")["sample"].nunique()
     expected = {z: patches_per_frame((576, 720), z, size=128) for z in per_level.index}
     assert per_level.to_dict() == expected  # 25 windows at zoom 1 ... 80 at zoom 2
 
@@ -142,7 +146,7 @@ def _parsed(*argv):
 
 def test_study_json_reproduces_the_resolved_config(tmp_path):
     from cellrobust._io import write_json
-    from cellrobust.study import describe
+    from cellrobust.stages.study import describe
 
     config = resolve_study("nma", seed=5, n_eval_frames=2, train={"lr": 3e-4},
                            severities={"speckle": (0.0, 0.05)})
@@ -150,7 +154,7 @@ def test_study_json_reproduces_the_resolved_config(tmp_path):
     assert _parsed("--config", str(tmp_path / "study.json")) == config
     again = _parsed("--config", str(tmp_path / "study.json"), "--seed", "0", "--patches", "2")
     assert again.seed == 0 and again.patches_per_frame == 2 and again.train == config.train
-    from cellrobust.study_steps import _train_config
+    from cellrobust.stages.study_steps import _train_config
 
     quick = resolve_study("quick")  # nested tuples come back as lists: same training configs
     write_json(tmp_path / "quick.json", describe(quick))
@@ -184,7 +188,7 @@ def test_bad_config_file_and_assignments_are_one_line_usage_errors(tmp_path, cap
 
 
 def test_paired_differences_compare_the_study_robust_model():
-    from cellrobust.study_steps import robust_pair
+    from cellrobust.stages.study_steps import robust_pair
 
     assert robust_pair(resolve_study("nma")) == ("nma", "original")
     assert robust_pair(resolve_study("quick")) == ("artefact", "original")

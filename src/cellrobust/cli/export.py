@@ -28,6 +28,8 @@ def _register_export(subparsers) -> None:
     p.add_argument("--robustness", metavar="RESULTS_DIR",
                    help="a study's results folder whose summary, scores and figures go into the "
                    "package as its robustness card")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out folder holding files cellrobust did not write")
     p.set_defaults(func=_export)
 
 
@@ -36,7 +38,7 @@ def _export(args: argparse.Namespace) -> int:
 
     config = ExportConfig(args.checkpoint, args.out, formats=tuple(args.format or FORMATS),
                           test_image=args.test_image, name=args.name,
-                          robustness=args.robustness)
+                          robustness=args.robustness, overwrite=args.overwrite)
     written = run(config)
     for kind, path in written.items():
         print(f"{kind}: {path}")

@@ -49,6 +49,13 @@ def _register_study(subparsers) -> None:
     p.add_argument("--n-boot", type=int, help="bootstrap replicates for confidence intervals")
     p.add_argument("--metric", help="scored metric (default jaccard)")
     p.add_argument("--reference", help="reference segmenter of CE (default dog_otsu)")
+    p.add_argument("--polarity", choices=("auto", "bright", "dark"),
+                   help="are cells brighter or darker than the background, for the classical "
+                   "baselines (default auto: decided from the training masks, else the judged "
+                   "images' statistics; recorded in study.json)")
+    p.add_argument("--dog-sigma", type=float, metavar="PX",
+                   help="DoG sigma_low in px (default: calibrated from the training masks' "
+                   "median cell diameter, else 3.5)")
     add_sweep_options(p)
     add_overwrite(p, "an earlier run's results in --out")
     p.set_defaults(func=_study, seed=None)  # None: the --config file's seed, else 0
@@ -86,7 +93,8 @@ def study_config(args):
         thresholds=args.thresholds, n_train_frames=args.train_frames,
         n_eval_frames=args.eval_frames, patches_per_frame=args.patches,
         patch_size=args.patch_size, n_boot=args.n_boot, metric=args.metric,
-        reference=args.reference, workers=args.workers,
+        reference=args.reference, polarity=args.polarity, dog_sigma=args.dog_sigma,
+        workers=args.workers,
         scheduler=args.scheduler, batch_size=args.batch_size, seed=args.seed,
         train={"epochs": args.epochs} if args.epochs else None)
     overrides = deep_merge(overrides, {k: v for k, v in flags.items() if v is not None})

@@ -82,7 +82,7 @@ def probabilities_to_labels(
 def _check_options(threshold, connectivity, min_size, min_distance) -> None:
     errors: list[str] = []
     for check in (
-        lambda: check_range("threshold", threshold),
+        lambda: check_range("threshold", threshold, low=0, high=1, high_inclusive=False),
         lambda: _check_connectivity(connectivity),
         lambda: check_range("min_size", min_size, low=0),
         lambda: check_range("watershed_min_distance", min_distance, low=1),

@@ -92,8 +92,18 @@ def corrupt_files(job: CorruptJob) -> list[Path]:
     if job.masks and len(job.masks) != len(files):
         raise InputError(f"masks: expected {len(files)} mask files (one per image), "
                          f"got {len(job.masks)}")
-    art, value, out = get(job.artefact), job.value, Path(job.out)
-    names = _output_names(files)
+    from cellrobust._guard import unique_output_names
+    from cellrobust.stages._outputs import guarded_output
+
+    art, value = get(job.artefact), job.value
+    names = unique_output_names(files)
+    with guarded_output(job.out, owner="corrupt", inputs=[*files, *job.masks],
+                        overwrite=job.overwrite) as out:
+        return _corrupt_all(job, files, names, art, value, out)
+
+
+def _corrupt_all(job: CorruptJob, files: list[Path], names: list[str], art, value: float,
+                 out: Path) -> list[Path]:
     written, params = [], {}
     for i, file in enumerate(files):
         image = _gray_image(file)
@@ -113,19 +123,6 @@ def corrupt_files(job: CorruptJob) -> list[Path]:
     write_json(out / "params.json", {"artefact": job.artefact, "value": value,
                                      "seed": job.seed, "files": params})
     return written
-
-
-def _output_names(files: list[Path]) -> list[str]:
-    """Distinct output stems: the file stem, or ``<folder>__<stem>`` (and the suffix) where two
-    inputs share a stem, so no output replaces another."""
-    stems = [f.stem for f in files]
-    names = [f"{f.parent.name}__{f.stem}" if stems.count(f.stem) > 1 else f.stem for f in files]
-    names = [f"{n}_{f.suffix.lstrip('.')}" if names.count(n) > 1 else n
-             for n, f in zip(names, files)]
-    if len(set(names)) != len(names):
-        raise InputError("inputs: several files would write the same output name; give files "
-                         "with distinct names")
-    return names
 
 
 def _gray_image(file: Path) -> np.ndarray:

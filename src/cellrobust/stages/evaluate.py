@@ -178,19 +178,22 @@ def _samples(config: EvaluateStageConfig) -> list:
 
 def run(config: EvaluateStageConfig, *, log: Callable[[str], None] | None = None) -> str:
     """Score the predictions, write the outputs to ``config.out``; return the printed table."""
-    samples = _samples(config)
-    segmenter = None
-    if config.model is not None:
-        from cellrobust.segmenters import build_segmenter
+    from cellrobust.stages._outputs import guarded_output
 
-        segmenter = build_segmenter(config.model, allow_code=config.allow_code)
-    rows, summary = evaluate_pairs(_triples(samples, config.pred, segmenter, log),
-                                   config.metrics,
-                                   progress=(lambda n: log(f"scored {n}")) if log else None)
-    label = segmenter.name if segmenter is not None else Path(config.pred).name
-    _write(Path(config.out), rows, summary, config, label=label, segmenter=segmenter,
-           samples=samples)
-    return format_summary(summary, label=label, out=Path(config.out))
+    with guarded_output(config.out, owner="evaluate", inputs=(config.data, config.pred),
+                        overwrite=config.overwrite) as out:
+        samples = _samples(config)
+        segmenter = None
+        if config.model is not None:
+            from cellrobust.segmenters import build_segmenter
+
+            segmenter = build_segmenter(config.model, allow_code=config.allow_code)
+        rows, summary = evaluate_pairs(_triples(samples, config.pred, segmenter, log),
+                                       config.metrics,
+                                       progress=(lambda n: log(f"scored {n}")) if log else None)
+        label = segmenter.name if segmenter is not None else Path(config.pred).name
+        _write(out, rows, summary, config, label=label, segmenter=segmenter, samples=samples)
+    return format_summary(summary, label=label, out=out)
 
 
 def _write(out: Path, rows, summary, config, *, label, segmenter, samples) -> None:

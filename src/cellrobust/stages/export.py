@@ -47,6 +47,8 @@ class ExportConfig:
         Model name in the package (default ``cellrobust U-Net <checkpoint stem>``).
     robustness : path or None
         A study's results folder (``summary.md`` and ``figures/*.png`` at least) to attach.
+    overwrite : bool
+        Write into an ``out_dir`` holding files cellrobust did not write (never the inputs).
     """
 
     checkpoint: str | os.PathLike
@@ -55,6 +57,7 @@ class ExportConfig:
     test_image: str | os.PathLike | np.ndarray | None = None
     name: str | None = None
     robustness: str | os.PathLike | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -88,18 +91,21 @@ def run(config: ExportConfig) -> dict[str, Path]:
     """
     from cellrobust.models.checkpoint import load_checkpoint
     from cellrobust.models.export import to_onnx, to_torchscript
+    from cellrobust.stages._outputs import guarded_output
 
     net, _, meta = load_checkpoint(config.checkpoint)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     image = load_test_image(config.test_image, net.config.multiple)
-    written: dict[str, Path] = {}
-    for kind, write in (("torchscript", to_torchscript), ("onnx", to_onnx)):
-        if kind in config.formats:
-            write(net, out / FILENAMES[kind], test_image=image)
-            written[kind] = out / FILENAMES[kind]
-    if "bioimageio" in config.formats:
-        written["bioimageio"] = _package(config, net, meta, image, out)
+    inputs = [config.checkpoint] + ([config.test_image] if isinstance(
+        config.test_image, (str, os.PathLike)) else [])
+    with guarded_output(config.out_dir, owner="export", inputs=inputs,
+                        overwrite=config.overwrite) as out:
+        written: dict[str, Path] = {}
+        for kind, write in (("torchscript", to_torchscript), ("onnx", to_onnx)):
+            if kind in config.formats:
+                write(net, out / FILENAMES[kind], test_image=image)
+                written[kind] = out / FILENAMES[kind]
+        if "bioimageio" in config.formats:
+            written["bioimageio"] = _package(config, net, meta, image, out)
     return written
 
 

@@ -99,13 +99,16 @@ class PredictConfig:
 def run(config: PredictConfig, *, progress: bool = False) -> list[Path]:
     """Build the segmenter and write the label images; return their paths."""
     from cellrobust.segmenters import build_segmenter
+    from cellrobust.stages._outputs import guarded_output
 
     segmenter = build_segmenter(config.model, allow_code=config.allow_code)
     if config.probabilities and not callable(getattr(segmenter, "predict_proba", None)):
         raise InputError(f"probabilities: {segmenter.name} returns labels only, no "
                          "probability map; leave probability maps out")
-    return predict_to_files(segmenter, config.data, config.out, split=config.split,
-                            probabilities=config.probabilities, progress=progress)
+    with guarded_output(config.out, owner="predict", inputs=(config.data,),
+                        overwrite=config.overwrite) as out:
+        return predict_to_files(segmenter, config.data, out, split=config.split,
+                                probabilities=config.probabilities, progress=progress)
 
 
 def _check_image(sample: Sample) -> np.ndarray:

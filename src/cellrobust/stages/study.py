@@ -27,6 +27,10 @@ from cellrobust.training.config import RECIPES
 __all__ = ["PRESETS", "StudyConfig", "deep_merge", "load_study_file", "preset_names",
            "resolve_study", "run_study"]
 
+#: How the classical baselines learn which side of the intensity range cells are on:
+#: ``auto`` decides from the training masks (else the judged images' statistics).
+POLARITIES = ("auto", "bright", "dark")
+
 #: Study presets. ``train`` holds overrides for ``cellrobust.training.recipe_config``.
 PRESETS: dict[str, dict] = {
     "quick": dict(
@@ -107,6 +111,8 @@ class StudyConfig:
     n_boot: int = 1000
     metric: str = "jaccard"
     reference: str = "dog_otsu"
+    polarity: str = "auto"
+    dog_sigma: float | str = "auto"
     seed: int = 0
     workers: int = 1
     scheduler: str | None = None
@@ -132,12 +138,16 @@ class StudyConfig:
             errors.append("artefacts: empty selection")
         if not (self.recipes or self.models or self.baselines):
             errors.append("no segmenter selected: give recipes, models or baselines")
+        if self.polarity not in POLARITIES:
+            errors.append(f"polarity: expected one of {', '.join(POLARITIES)}, "
+                          f"got {self.polarity!r}")
+        if self.dog_sigma != "auto" and not (isinstance(self.dog_sigma, (int, float))
+                                             and not isinstance(self.dog_sigma, bool)
+                                             and 0 < self.dog_sigma < 1e3):
+            errors.append(f"dog_sigma: expected 'auto' or a positive number of pixels, "
+                          f"got {self.dog_sigma!r}")
         if self.data == "required" and not (self.eval_data and not self.recipes):
             errors.append(f"data: the {self.preset!r} preset needs a data set path")
-        for name in ("data", "eval_data"):
-            value = getattr(self, name)
-            if value not in (None, "required") and not Path(str(value)).exists():
-                errors.append(f"{name}: {value} not found; give an existing data set folder")
         for name in ("patches_per_frame", "patch_size", "n_boot", "workers", "batch_size"):
             if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
                 errors.append(f"{name}: expected a positive integer, got {getattr(self, name)}")
@@ -251,35 +261,46 @@ def run_study(
     training weighted by its steps). ``overwrite`` replaces a different study's results in
     ``out_dir``; ``allow_code`` permits ``py:`` segmenters (never implied by a study file).
     """
+    from cellrobust._guard import check_output
     from cellrobust.stages import study_steps as steps
+    from cellrobust.stages._outputs import guarded_output
 
     out = Path(out_dir)
+    inputs = (config.data, config.eval_data)
+    check_output(out, inputs=[p for p in inputs if p], overwrite=overwrite, owner="study",
+                 reuse=True)  # before any work; written into only once everything validated
     started = time.time()
     data = steps.load_data(config)
-    sweep_config = steps.sweep_config(config, models={r: "(to train)" for r in config.recipes})
+    baselines = steps.baseline_settings(config, data)
+    sweep_config = steps.sweep_config(config, models={r: "(to train)" for r in config.recipes},
+                                      baselines=baselines)
     plan = steps.plan(config, sweep_config, data)
-    steps.preflight_eval(config, data["eval"], data["eval_frames"], allow_code=allow_code)
-    info = {**describe(config), "data_used": steps.data_record(config, data)}
+    steps.preflight_eval(config, data["eval"], data["eval_frames"], allow_code=allow_code,
+                         baselines=baselines)
+    info = {**describe(config), "data_used": steps.data_record(config, data),
+            "baselines": baselines}
     info["description"] = _description(config, info["data_used"])
-    write_json(out / "study.json", info)
-    if set_total:
-        set_total(plan["total"])
-    tick = progress or (lambda units, what: None)
-    models = steps.train_recipes(config, data, out / "models", tick=tick,
-                                 unit=plan["train_unit"])
-    sweep_config = steps.sweep_config(config, models=models)
-    steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick,
-                    frames=data["eval_frames"], weights=plan["cell_weights"],
-                    overwrite=overwrite, allow_code=allow_code)
-    segmenters = steps.image_figures(config, sweep_config, data["eval"], out,
-                                     allow_code=allow_code)
-    info["seconds_before_report"] = round(time.time() - started, 1)
-    info["models"] = _model_records(segmenters, sweep_config)
-    info["images"] = {"train frames": len(data["train"]), "validation frames": len(data["val"]),
-                      "evaluation patches": len(data["eval"])}
-    write_json(out / "study.json", info)
-    report = steps.report(config, out)
-    tick(1, "report")
+    with guarded_output(out, owner="study", inputs=inputs, overwrite=overwrite):
+        write_json(out / "study.json", info)
+        if set_total:
+            set_total(plan["total"])
+        tick = progress or (lambda units, what: None)
+        models = steps.train_recipes(config, data, out / "models", tick=tick,
+                                     unit=plan["train_unit"])
+        sweep_config = steps.sweep_config(config, models=models, baselines=baselines)
+        steps.run_sweep(config, sweep_config, data["eval"], out, tick=tick,
+                        frames=data["eval_frames"], weights=plan["cell_weights"],
+                        overwrite=overwrite, allow_code=allow_code)
+        segmenters = steps.image_figures(config, sweep_config, data["eval"], out,
+                                         allow_code=allow_code)
+        info["seconds_before_report"] = round(time.time() - started, 1)
+        info["models"] = _model_records(segmenters, sweep_config)
+        info["images"] = {"train frames": len(data["train"]),
+                          "validation frames": len(data["val"]),
+                          "evaluation patches": len(data["eval"])}
+        write_json(out / "study.json", info)
+        report = steps.report(config, out)
+        tick(1, "report")
     return report
 
 

@@ -66,12 +66,15 @@ def load_samples(config: SweepStageConfig) -> tuple[list, list]:
 def run(config: SweepStageConfig, *, progress: Callable[[list], None] | None = None):
     """Run (or resume) the sweep into ``config.out``; return the table."""
     from cellrobust._io import write_json
+    from cellrobust.stages._outputs import guarded_output
     from cellrobust.stages._record import provenance
     from cellrobust.sweep import run_sweep
 
-    samples, frames = load_samples(config)
-    table = run_sweep(config.sweep, samples, config.out, frames=frames,
-                      execution=config.execution, progress=progress)
-    write_json(Path(config.out) / "config.json",
-               provenance("sweep", config, images=[s.name for s in samples]))
+    with guarded_output(config.out, owner="sweep", inputs=(config.data,),
+                        overwrite=config.execution.overwrite) as out:
+        samples, frames = load_samples(config)
+        table = run_sweep(config.sweep, samples, out, frames=frames,
+                          execution=config.execution, progress=progress)
+        write_json(out / "config.json",
+                   provenance("sweep", config, images=[s.name for s in samples]))
     return table
