@@ -218,11 +218,15 @@ def format_summary(summary: dict, *, label: str = "", out: Path | None = None) -
     avg = summary["average"]
     px = summary["pixel"][avg]
     c = summary["counts"]
+    other = "macro" if avg == "micro" else "micro"
+    words = {"micro": "pooled over images", "macro": "mean of per-image scores"}
     lines = [
-        f"{label}: {summary['n_images']} image(s), {avg} average",
+        f"{label}: {summary['n_images']} image(s), {avg} average ({words[avg]})",
         f"pixel  jaccard {px['jaccard']:.3f}  dice {px['dice']:.3f}  accuracy {px['accuracy']:.3f}"
         f" (background-only {px['background_accuracy']:.3f})  precision {px['precision']:.3f}"
         f"  recall {px['recall']:.3f}",
+        f"       jaccard {summary['pixel'][other]['jaccard']:.3f} {other} ({words[other]}, as "
+        f"{'the studies report' if other == 'macro' else 'pooled counts'})",
         f"cells  true {c['count_true']}  predicted {c['count_pred']}  mean error "
         f"{c['mean_error']:+.1f}  mean |error| {c['mean_abs_error']:.1f} per image",
         f"SEG    {summary['seg']:.3f}",

@@ -179,6 +179,8 @@ def resolve_study(preset: str = "quick", **overrides) -> StudyConfig:
             values[key] = deep_merge(PRESETS[preset].get(key, {}), overrides[key])
     if values.get("data") == "required" and overrides.get("data"):
         values["data"] = overrides["data"]
+    if values.get("eval_data") and overrides.get("n_eval_frames") is None:
+        values["n_eval_frames"] = None  # an evaluation set is judged whole unless asked
     if values.get("data") == "required" and values.get("eval_data") and not values["recipes"]:
         values["data"] = None  # nothing to train: the evaluation set is all the study needs
     return StudyConfig(preset=preset, **values)
