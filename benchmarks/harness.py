@@ -190,6 +190,9 @@ def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = 
     (one per environment and side position) instead of being started afresh: smoke mode
     uses this to stay within seconds; full runs start fresh processes for every comparison.
     """
+    from .machine import load_average
+
+    load_before = load_average()
     sides = [cmp.ours, *cmp.peers]
     started = [_start_side(side, log_dir, pool, (side.env, i), skip_peers, cmp.warmup)
                for i, side in enumerate(sides)]
@@ -209,7 +212,8 @@ def compare(cmp: Comparison, *, rounds: int, log_dir: Path, pool: dict | None = 
         rec["summary"] = _summarise(rec["throughput"])
         rec["ratio"] = _summarise(rec.get("ratios", []))
     row = {"name": cmp.name, "unit": cmp.unit, "goal": cmp.goal, "note": cmp.note,
-           "ours": records[0], "peers": records[1:]}
+           "ours": records[0], "peers": records[1:], "load_before": load_before,
+           "load_after": load_average()}
     if cmp.check_values:
         row["values_identical"] = _values_identical(records[0], records[1:])
     return row

@@ -23,7 +23,8 @@ def _cpu_model() -> str:
 
 
 def _cpu_flags() -> list[str]:
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma")
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "amx_tile", "amx_bf16", "amx_int8")
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
@@ -32,6 +33,14 @@ def _cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
+
+
+def cpu_features() -> dict:
+    """What the inference paths depend on: AVX-512, native bf16, AMX (from the CPU flags)."""
+    flags = set(_cpu_flags())
+    return {"avx512": "avx512f" in flags,
+            "bf16": bool({"avx512_bf16", "amx_bf16"} & flags),
+            "amx": bool({"amx_tile", "amx_bf16", "amx_int8"} & flags)}
 
 
 def _mem_total_gib() -> float | None:
@@ -78,6 +87,7 @@ def machine_info() -> dict:
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": _cpu_model(),
         "cpu_flags": _cpu_flags(),
+        "cpu_features": cpu_features(),
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
         "memory_gib": _mem_total_gib(),

@@ -56,7 +56,8 @@ def _peer_cell(peer: dict) -> str:
 def comparison_table(rows: list[dict]) -> list[str]:
     """One markdown line per (benchmark, peer): medians, ratio median (min–max), goal."""
     lines = [("| benchmark | unit | cellrobust | peer | peer result | ratio ours/peer, median "
-             "(min–max) | goal |"), "|---|---|---:|---|---:|---:|---|"]
+             "(min–max) | goal | load 1 min before → after |"),
+             "|---|---|---:|---|---:|---:|---|---|"]
     for row in rows:
         ours = row["ours"]
         ours_cell = (_fmt(ours["summary"].get("median")) if ours.get("summary")
@@ -65,8 +66,15 @@ def comparison_table(rows: list[dict]) -> list[str]:
         for peer in row["peers"] or [{"label": "—", "summary": {}}]:
             lines.append(f"| {row['name']} | {row['unit']} | {ours_cell} | {peer['label']} | "
                          f"{_peer_cell(peer)} | {_ratio_cell(peer)} | "
-                         f"{_verdict(row.get('goal'), peer)} |")
+                         f"{_verdict(row.get('goal'), peer)} | {_load_cell(row)} |")
     return lines
+
+
+def _load_cell(row: dict) -> str:
+    before, after = row.get("load_before"), row.get("load_after")
+    if not before or not after:
+        return "—"
+    return f"{before[0]:.2f} → {after[0]:.2f}"
 
 
 def _machine_lines(doc: dict) -> list[str]:
@@ -77,7 +85,7 @@ def _machine_lines(doc: dict) -> list[str]:
              f"{doc['rounds']} interleaved rounds per comparison; total {m['total_wall_s']} s"),
              (f"- CPU: {m['cpu_model']}, {cores}, flags {', '.join(m['cpu_flags'])}; "
              f"{m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}"),
-             f"- GPU: {m['gpu'] or 'none'}",
+             f"- CPU features: {m.get('cpu_features') or '?'}; GPU: {m['gpu'] or 'none'}",
              (f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
              f"at end {m['load_average_end']} — the machine is shared, so absolute figures are "
              "noisy; the ratios come from interleaved rounds.")]

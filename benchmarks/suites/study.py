@@ -14,6 +14,7 @@ There is no peer: these rows are absolute and carry the machine's load noise.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -135,6 +136,43 @@ def quick_study(work_dir: Path, *, timeout: float) -> dict:
     return out
 
 
+@contextlib.contextmanager
+def busy_loops(n: int):
+    """``n`` CPU-bound competing processes (pure-Python busy loops) for the block's duration."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def idle_and_loaded(work_dir: Path, *, timeout: float, smoke: bool, busy: int = 2) -> dict:
+    """The quick study idle, then beside ``busy`` busy loops; the slowdown ratio.
+
+    Smoke mode times a trivial command instead (exercises the busy-loop machinery only).
+    """
+    def once(folder: Path) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        if smoke:
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "sum(range(10**6))"], check=True)
+            return {"measured": True, "wall_s": round(time.perf_counter() - t0, 2),
+                    "command": "python -c sum(range(10**6)) (smoke stand-in)"}
+        return quick_study(folder, timeout=timeout)
+
+    from ..machine import load_average
+    out = {"idle": {**once(work_dir / "idle"), "load_before": load_average()}}
+    with busy_loops(busy) as pids:
+        time.sleep(0.5)
+        loaded = once(work_dir / "loaded")
+        out["loaded"] = {**loaded, "busy_loops": len(pids), "load_after": load_average()}
+    if out["idle"].get("measured") and out["loaded"].get("measured"):
+        out["slowdown"] = round(out["loaded"]["wall_s"] / max(out["idle"]["wall_s"], 1e-9), 2)
+    return out
+
+
 # --------------------------------------------------------------------------------- the suite
 def _sizes(smoke: bool) -> list[tuple[int, int, int]]:
     """(images, severities, segmenters) per scaling point; 2 artefacts throughout."""
@@ -163,13 +201,27 @@ def run(ctx) -> dict:
              "unet": True, "segmenters": ["dog_otsu", "nlm_otsu"],
              "artefacts": ["illumination", "gaussian_noise", "zoom"]}
     rows.append(ctx.compare(Comparison(
-        "paper-style sweep: U-Net + dog_otsu + nlm_otsu, illumination + gaussian_noise + zoom",
+        "sweep alone, paper-style: U-Net + dog_otsu + nlm_otsu, illumination + "
+        "gaussian_noise + zoom",
         "evaluations/s", Side("cellrobust run_sweep", target, paper), (), rounds=2,
         warmup=False)))
     quick = (quick_study(ctx.work_dir, timeout=QUICK_TIMEOUT_S) if not ctx.smoke
              else {"measured": False, "reason": "not run in smoke mode"})
+    load = idle_and_loaded(ctx.work_dir / "load", timeout=QUICK_TIMEOUT_S, smoke=ctx.smoke)
     return {"title": "study cost: quick preset, sweep scaling, per 1,000 evaluations",
-            "rows": rows, "quick_study": quick, "markdown": _lines(rows, quick)}
+            "rows": rows, "quick_study": quick, "quick_study_load": load,
+            "markdown": _lines(rows, quick) + _load_lines(load, ctx.smoke)}
+
+
+def _load_lines(load: dict, smoke: bool) -> list[str]:
+    idle, loaded = load["idle"], load["loaded"]
+    what = "smoke stand-in command" if smoke else "`cellrobust study --preset quick`"
+    if "slowdown" not in load:
+        why = idle.get("reason") or loaded.get("reason") or "not measured"
+        return [f"- {what} idle vs beside {loaded.get('busy_loops', 2)} busy loops: {why}"]
+    return [f"- {what}: {idle['wall_s']} s idle (load {idle['load_before']}), "
+            f"{loaded['wall_s']} s beside {loaded['busy_loops']} CPU-bound busy loops (load "
+            f"after {loaded['load_after']}): {load['slowdown']}× (goal ≤ 2.5×)"]
 
 
 def _lines(rows: list[dict], quick: dict) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..harness import Comparison, Side
+from ._variants import train_variants
 
 WIDTHS = (16, 32, 64)
 BOTTLENECK = 128
@@ -41,7 +42,7 @@ def forward_flops(h: int, w: int) -> float:
 
 
 # --------------------------------------------------------------------------------- Keras side
-def _keras_unet(size: int):
+def _keras_unet(size: int, width: int | None = None):
     import keras
     from keras import layers
 
@@ -52,7 +53,7 @@ def _keras_unet(size: int):
         return layers.Conv2D(c, 3, activation="elu", kernel_initializer="he_normal",
                              padding="same")(x)
 
-    inputs = keras.Input((size, size, 1))
+    inputs = keras.Input((size, width or size, 1))
     x, skips = inputs, []
     for c, rate in zip(WIDTHS, DROPOUT[:3]):
         x = block(x, c, rate)
@@ -159,14 +160,15 @@ def _autocast(device: str, bf16: bool):
 class OursTrain:
     def __init__(self, *, size: int, batch: int, steps: int, channels_last: bool = True,
                  bf16: bool = False, threads: int | None = None, compile: bool = False,
-                 device: str = "cpu"):
+                 device: str = "cpu", adam: str | None = None):
         import torch
         if threads:
             torch.set_num_threads(threads)
         model, self.run_model, fmt = _our_model(channels_last=channels_last, compile=compile,
                                                 train=True)
         model.to(device)
-        self.opt = torch.optim.Adam(model.parameters(), 1e-3)
+        impl = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(adam or "", {})
+        self.opt = torch.optim.Adam(model.parameters(), 1e-3, **impl)
         g = torch.Generator().manual_seed(0)
         self.x = torch.rand(batch, 1, size, size, generator=g).contiguous(
             memory_format=fmt).to(device)
@@ -175,7 +177,7 @@ class OursTrain:
         self.scaler = torch.amp.GradScaler("cuda", enabled=device == "cuda")
         self.bf16, self.steps, self.device = bf16, steps, device
         self.info = _torch_info({"channels_last": channels_last, "bf16_autocast": bf16,
-                                 "compile": compile, "device": device})
+                                 "compile": compile, "device": device, "adam": adam})
 
     def step(self) -> dict:
         for _ in range(self.steps):
@@ -275,6 +277,7 @@ def comparisons(smoke: bool, threads: int | None = None) -> list[Comparison]:
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
                         {**infer, **opts, "chunk": our_inference_chunk()}),
                    _keras_peers("keras_infer", infer, threads, smoke), goal=1.5, rounds=4),
+        *train_variants(train, opts, smoke),
         Comparison(f"fp32 matmul {s['mm_n']}²", "GFLOP/s",
                    Side("torch.mm (MKL)", "benchmarks.suites.rates:matmul_rate",
                         {"n": s["mm_n"], "reps": s["mm_reps"]}), (), rounds=3),

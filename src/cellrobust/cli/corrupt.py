@@ -38,49 +38,6 @@ def _register_corrupt(subparsers) -> None:
     parser.set_defaults(func=_corrupt)
 
 
-def _list(args: argparse.Namespace) -> int:
-    import json
-
-    from cellrobust import artefacts
-
-    infos = [artefacts.get(n).summary() for n in artefacts.names()]
-    if args.json:
-        print(json.dumps(infos, indent=2, default=str))
-        return 0
-    for info in infos:
-        ladder = ", ".join(f"{v:g}" for v in info["ladder"])
-        print(f"{info['name']:<15} {info['kind']:<10} {info['parameter']} [{info['unit']}]")
-        print(f"{'':<15} ladder 0-5: {ladder}   (normalise: {info['default_normalise']})")
-        grids = {"grid": info["grid"], **info["presets"]}
-        for key, grid in grids.items():
-            text = ", ".join(f"{v:g}" for v in grid)
-            if not args.grids and len(grid) > 8:
-                text = f"{grid[0]:g} ... {grid[-1]:g} ({len(grid)} values)"
-            print(f"{'':<15} {key}: {text}")
-        print(f"{'':<15} {info['description']}")
-    return 0
-
-
-def _load_sample(args):
-    from pathlib import Path
-
-    from cellrobust.data import Sample
-
-    if args.data is None:
-        from cellrobust.data import load_default_dataset
-
-        return load_default_dataset("validation", n_frames=1, seed=args.seed)[0]
-    path = Path(args.data)
-    if path.is_file():
-        from cellrobust._io import read_image
-
-        return Sample(read_image(path), None, path.stem, {"source": str(path)})
-    from cellrobust.data import open_dataset
-
-    dataset = open_dataset(path)
-    return dataset[args.index]
-
-
 def _corrupt(args: argparse.Namespace) -> int:
     from cellrobust.stages.corrupt import CorruptJob, corrupt_files
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cellrobust._validation import InputError, check_ndim, collect_errors
+from cellrobust._validation import check_ndim, collect_errors
 from cellrobust.models.defaults import DEFAULT_HALO, DEFAULT_TILE
 from cellrobust.models.unet import UNet, normalise
 
@@ -30,25 +30,28 @@ def _dihedral(x: torch.Tensor, k: int, flip: bool, *, inverse: bool = False) -> 
     return torch.rot90(x, -k, dims=(-2, -1)) if k else x
 
 
-def _run(model: UNet, batch: np.ndarray, *, device: torch.device, tta: bool,
-         channels_last: bool) -> np.ndarray:
-    """Probabilities for a batch (B, T, T) of normalised tiles."""
+def _run(forward, batch: np.ndarray, *, device: torch.device, tta: bool) -> np.ndarray:
+    """Probabilities for a batch (B, T, T) of normalised tiles; ``forward`` gives logits."""
     x = torch.from_numpy(batch[:, None]).to(device)
     transforms = [(k, f) for k in range(4) for f in (False, True)] if tta else [(0, False)]
     total = torch.zeros_like(x)
     for k, flip in transforms:
-        xt = _dihedral(x, k, flip)
-        if channels_last:
-            xt = xt.contiguous(memory_format=torch.channels_last)
-        prob = torch.sigmoid(model(xt).float())
+        prob = torch.sigmoid(forward(_dihedral(x, k, flip)).float())
         total += _dihedral(prob, k, flip, inverse=True)
     return (total / len(transforms))[:, 0].cpu().numpy()
+
+
+def _eager(model: UNet, channels_last: bool):
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    return forward
 
 
 def predict_tiled(model: UNet, images: np.ndarray, *, normalisation: str | None = None,
                   tile: int = DEFAULT_TILE, halo: int = DEFAULT_HALO, batch_size: int = 2,
                   tta: bool = False, device: str | torch.device | None = None,
-                  channels_last: bool = True) -> np.ndarray:
+                  channels_last: bool = True, whole_halo: int | None = None,
+                  runner=None) -> np.ndarray:
     """Foreground probabilities of whole frames.
 
     Parameters
@@ -64,9 +67,19 @@ def predict_tiled(model: UNet, images: np.ndarray, *, normalisation: str | None 
     halo : int
         Context pixels discarded on each window side (47 for the DeepImageJ model).
     batch_size : int
-        Windows per forward pass.
+        Windows per forward pass (windows of all frames are batched together).
     tta : bool
         Average over the 8 dihedral transforms (8x slower).
+    whole_halo : int, optional
+        Context for a frame that fits one window (its sides rounded up to ``2**depth``, plus
+        twice the halo, at most ``tile``): it runs as one pass reflect-padded by this many px
+        (rounded up to ``2**depth``; 0 = only up to the pooling grid, the network's zero "same"
+        padding supplies the border) instead of the full halo. The result equals that single
+        padded pass (tested) and differs from the full-halo result only within ``halo`` px of
+        the border (on a trained PSC checkpoint, 256² patches: labels agree on 99.97 % of
+        pixels with 16 px, 99.72 % with 0 px). None: always the full halo.
+    runner : cellrobust.models.fastpath.InferenceRunner, optional
+        Chooses the execution path and windows per pass (default: eager, ``batch_size``).
 
     Returns
     -------
@@ -77,6 +90,21 @@ def predict_tiled(model: UNet, images: np.ndarray, *, normalisation: str | None 
     single = arr.ndim == 2
     arr = arr[None] if single else arr
     m = model.config.multiple
+    pad = _check_options(tile, halo, batch_size, m)
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.eval()
+    norm = normalisation or model.config.normalisation
+    h, w = arr.shape[1:]
+    if whole_halo is not None and _fits(h, tile, pad, m) and _fits(w, tile, pad, m):
+        pad = min(pad, -(-max(0, int(whole_halo)) // m) * m)
+    canvases = [_canvas(normalise(img, norm), tile=tile, pad=pad, m=m) for img in arr]
+    out = _predict_canvases(model, canvases, (h, w), tile=tile, pad=pad, m=m,
+                            batch_size=batch_size, tta=tta, device=dev,
+                            channels_last=channels_last, runner=runner)
+    return out[0] if single else out
+
+
+def _check_options(tile: int, halo: int, batch_size: int, m: int) -> int:
     errors = []
     pad = -(-halo // m) * m
     if tile % m or tile <= 2 * pad:
@@ -85,13 +113,12 @@ def predict_tiled(model: UNet, images: np.ndarray, *, normalisation: str | None 
     if halo < 0 or batch_size < 1:
         errors.append(f"halo >= 0 and batch_size >= 1 expected, got {halo}, {batch_size}")
     collect_errors(errors, "tiled inference options")
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.eval()
-    norm = normalisation or model.config.normalisation
-    out = np.stack([_predict_frame(model, normalise(img, norm), tile=tile, halo=halo, m=m,
-                                   batch_size=batch_size, tta=tta, device=dev,
-                                   channels_last=channels_last) for img in arr])
-    return out[0] if single else out
+    return pad
+
+
+def _fits(length: int, tile: int, pad: int, m: int) -> bool:
+    """Whether one side of a frame fits a single window with the halo."""
+    return -(-length // m) * m + 2 * pad <= tile
 
 
 def _layout(length: int, tile: int, pad: int, m: int) -> tuple[int, int, list[int], int]:
@@ -102,28 +129,40 @@ def _layout(length: int, tile: int, pad: int, m: int) -> tuple[int, int, list[in
     return window, core, starts, starts[-1] + window
 
 
-def _predict_frame(model: UNet, image: np.ndarray, *, tile: int, halo: int, m: int,
-                   batch_size: int, tta: bool, device: torch.device,
-                   channels_last: bool) -> np.ndarray:
+def _canvas(image: np.ndarray, *, tile: int, pad: int, m: int) -> np.ndarray:
+    """The frame reflect-padded by ``pad`` on top/left and up to the window grid."""
     # The halo is rounded up to a multiple of 2**depth so every window starts on the pooling
-    # grid of one fixed canvas (frame reflect-padded by ``pad`` on top/left): the tiled result
-    # then equals one whole-canvas pass whatever the tile size.
+    # grid of one fixed canvas: the tiled result then equals one whole-canvas pass whatever
+    # the tile size.
     h, w = image.shape
-    pad = -(-halo // m) * m
-    th, ch, ys, canvas_h = _layout(h, tile, pad, m)
-    tw, cw, xs, canvas_w = _layout(w, tile, pad, m)
-    padded = np.pad(image, ((pad, canvas_h - pad - h), (pad, canvas_w - pad - w)),
-                    mode="reflect" if min(h, w) > 1 else "edge")
-    acc = np.zeros((canvas_h, canvas_w), np.float32)
-    windows = [(y, x) for y in ys for x in xs]
+    canvas_h = _layout(h, tile, pad, m)[3]
+    canvas_w = _layout(w, tile, pad, m)[3]
+    widths = ((pad, canvas_h - pad - h), (pad, canvas_w - pad - w))
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(image, widths, mode=mode).astype(np.float32, copy=False)
+
+
+def _predict_canvases(model: UNet, canvases: list[np.ndarray], shape: tuple[int, int], *,
+                      tile: int, pad: int, m: int, batch_size: int, tta: bool,
+                      device: torch.device, channels_last: bool, runner) -> np.ndarray:
+    h, w = shape
+    th, ch, ys, _ = _layout(h, tile, pad, m)
+    tw, cw, xs, _ = _layout(w, tile, pad, m)
+    acc = np.zeros((len(canvases), *canvases[0].shape), np.float32)
+    windows = [(f, y, x) for f in range(len(canvases)) for y in ys for x in xs]
+    forward, batch = _eager(model, channels_last), batch_size
     with torch.inference_mode():
-        for i in range(0, len(windows), batch_size):
-            chunk = windows[i:i + batch_size]
-            batch = np.stack([padded[y:y + th, x:x + tw] for y, x in chunk]).astype(np.float32)
-            probs = _run(model, batch, device=device, tta=tta, channels_last=channels_last)
-            for (y, x), prob in zip(chunk, probs):
-                acc[y:y + ch, x:x + cw] = prob[pad:pad + ch, pad:pad + cw]
-    return acc[:h, :w]
+        if runner is not None:
+            sample = np.stack([canvases[f][y:y + th, x:x + tw] for f, y, x in windows[:8]])
+            plan = runner.plan(sample, batch_size=batch_size)
+            forward, batch = (lambda x: runner.forward(x, plan)), plan.batch_size
+        for i in range(0, len(windows), batch):
+            chunk = windows[i:i + batch]
+            stack = np.stack([canvases[f][y:y + th, x:x + tw] for f, y, x in chunk])
+            probs = _run(forward, stack, device=device, tta=tta)
+            for (f, y, x), prob in zip(chunk, probs):
+                acc[f, y:y + ch, x:x + cw] = prob[pad:pad + ch, pad:pad + cw]
+    return acc[:, :h, :w]
 
 
 __all__ = ["predict_tiled", "DEFAULT_HALO", "DEFAULT_TILE"]

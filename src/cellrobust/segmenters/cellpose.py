@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cellrobust._validation import DataError, InputError, check_ndim
+from cellrobust._validation import DataError, InputError
 from cellrobust.segmenters.protocol import file_sha256, library_versions
 
 __all__ = ["OPTIONS", "CellposeSegmenter", "is_cellpose_file"]
@@ -87,13 +87,9 @@ class CellposeSegmenter:
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W) gray levels -> (N, H, W) int32 instance labels (0 = background)."""
-        arr = np.asarray(images)
-        check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
-        out = np.zeros(arr.shape, dtype=np.int32)
-        for i, image in enumerate(arr):
-            masks = self.model.eval(**self.eval_kwargs(image))[0]
-            out[i] = np.asarray(masks).reshape(image.shape)
-        return out
+        from cellrobust.segmenters.protocol import segment_each
+
+        return segment_each(images, lambda image: self.model.eval(**self.eval_kwargs(image))[0])
 
     def eval_kwargs(self, image: np.ndarray) -> dict[str, Any]:
         """The keyword arguments of ``model.eval`` for one (H, W) image."""

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Segmenter", "file_sha256", "library_versions", "provenance_of"]
+__all__ = ["Segmenter", "file_sha256", "library_versions", "provenance_of", "segment_each"]
 
 
 @runtime_checkable
@@ -68,3 +68,22 @@ def provenance_of(segmenter) -> dict:
         return dict(segmenter.provenance())
     cls = type(segmenter)
     return {"kind": "object", "target": f"{cls.__module__}.{cls.__qualname__}"}
+
+
+def segment_each(images, one) -> np.ndarray:
+    """Labels of an (N, H, W) stack from ``one(image (H, W)) -> labels (H, W)``, for adapters
+    whose library segments one image at a time.
+
+    Raises
+    ------
+    InputError
+        ``images`` is not (N, H, W).
+    """
+    from cellrobust._validation import check_ndim
+
+    arr = np.asarray(images)
+    check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
+    out = np.zeros(arr.shape, dtype=np.int32)
+    for i, image in enumerate(arr):
+        out[i] = np.asarray(one(image)).reshape(image.shape)
+    return out

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cellrobust._validation import DataError, InputError, check_ndim
+from cellrobust._validation import DataError, InputError
 from cellrobust.segmenters.protocol import file_sha256, library_versions
 
 __all__ = ["OPTIONS", "StarDistSegmenter", "is_stardist_folder"]
@@ -86,17 +86,17 @@ class StarDistSegmenter:
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W) gray levels -> (N, H, W) int32 instance labels (0 = background)."""
-        arr = np.asarray(images)
-        check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
-        out = np.zeros(arr.shape, dtype=np.int32)
-        for i, image in enumerate(arr):
-            labels, _ = self.model.predict_instances(
-                self.prepare(image), axes="YX", prob_thresh=self.prob_thresh,
-                nms_thresh=self.nms_thresh, n_tiles=self.tiles_for(image.shape),
-                scale=None if self.scale == 1 else self.scale, show_tile_progress=False,
-                verbose=False)
-            out[i] = labels
-        return out
+        from cellrobust.segmenters.protocol import segment_each
+
+        return segment_each(images, self._segment_one)
+
+    def _segment_one(self, image: np.ndarray) -> np.ndarray:
+        labels, _ = self.model.predict_instances(
+            self.prepare(image), axes="YX", prob_thresh=self.prob_thresh,
+            nms_thresh=self.nms_thresh, n_tiles=self.tiles_for(image.shape),
+            scale=None if self.scale == 1 else self.scale, show_tile_progress=False,
+            verbose=False)
+        return labels
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """One (H, W) image as the network sees it: float32, percentile-normalised if asked."""

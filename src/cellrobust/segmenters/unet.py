@@ -20,7 +20,12 @@ from cellrobust._validation import DataError, InputError, check_ndim
 from cellrobust.models.defaults import DEFAULT_HALO, DEFAULT_TILE
 from cellrobust.segmenters.protocol import file_sha256, library_versions
 
-__all__ = ["OPTIONS", "UNetSegmenter", "is_torchscript_archive"]
+__all__ = ["OPTIONS", "WHOLE_HALO", "UNetSegmenter", "is_torchscript_archive"]
+
+#: Context px of a patch that fits one window (instead of the 47 px halo): measured on a
+#: trained PSC checkpoint, 256² patches, labels agree with the full halo on 99.97 % of pixels
+#: (above the 99.9 % inference gate) at 288² instead of 352² pixels per pass.
+WHOLE_HALO = 16
 
 #: Options of a U-Net checkpoint spec (also of the TorchScript/ONNX exports of one).
 OPTIONS: dict[str, str] = {
@@ -34,6 +39,12 @@ OPTIONS: dict[str, str] = {
     "watershed": "split touching objects by a distance-transform watershed (default false)",
     "connectivity": "8 or 4 (default 8)",
     "device": "cpu, cuda, cuda:N or auto (default auto)",
+    "backend": "auto, eager or compile: execution path, probed and cached (default auto)",
+    "precision": "auto, fp32 or bf16 (default auto; backend=eager,precision=fp32 forces the "
+                 "reference path)",
+    "whole_halo": "context px of a patch that fits one window, run as one pass (default "
+                  f"{WHOLE_HALO}; {DEFAULT_HALO} = the full halo)",
+    "path_cache": "JSON file of probed inference paths, or off (default: the user cache)",
 }
 
 
@@ -49,6 +60,12 @@ class UNetSegmenter:
     threshold, fill_holes, min_size, watershed, connectivity :
         Passed to :func:`cellrobust.models.postprocess.probabilities_to_labels`.
     device : str
+    whole_halo : int
+        See :func:`cellrobust.models.inference.predict_tiled` (default :data:`WHOLE_HALO`).
+    backend, precision, path_cache :
+        The execution path (:class:`cellrobust.models.fastpath.FastPathConfig`; ``cache``
+        is ``path_cache``): probed at first use per window size, recorded in
+        :meth:`provenance` (``inference_path``).
     meta : dict
         The checkpoint's metadata (``path``, ``sha256``, training record).
     """
@@ -65,7 +82,19 @@ class UNetSegmenter:
     watershed: bool = False
     connectivity: int = 8
     device: str = "cpu"
+    whole_halo: int = WHOLE_HALO
+    backend: str = "auto"
+    precision: str = "auto"
+    path_cache: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from cellrobust.models.fastpath import FastPathConfig
+
+        cache = None if self.path_cache in (None, "") else str(self.path_cache)
+        self._path = FastPathConfig(backend=str(self.backend), precision=str(self.precision),
+                                    cache=cache, threshold=float(self.threshold))
+        self._runner = None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, name: str | None = None,
@@ -101,7 +130,17 @@ class UNetSegmenter:
         arr = np.asarray(images)
         check_ndim("images", arr, (3,), what="(N, H, W) gray levels")
         return predict_tiled(self.model, arr, tile=self.tile, halo=self.halo,
-                             batch_size=self.batch_size, tta=self.tta, device=self.device)
+                             batch_size=self.batch_size, tta=self.tta, device=self.device,
+                             whole_halo=int(self.whole_halo), runner=self.runner)
+
+    @property
+    def runner(self):
+        """The :class:`~cellrobust.models.fastpath.InferenceRunner` (made at first use)."""
+        if self._runner is None:
+            from cellrobust.models.fastpath import InferenceRunner
+
+            self._runner = InferenceRunner(self.model, self._path, device=self.device)
+        return self._runner
 
     def segment(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W) raw gray levels -> (N, H, W) int32 instance labels."""
@@ -117,6 +156,7 @@ class UNetSegmenter:
         options = {k: getattr(self, k) for k in OPTIONS}
         return {"kind": "unet", "target": self.meta.get("path"), "sha256": self.meta.get("sha256"),
                 "options": options, "model_config": self.model.config.to_dict(),
+                "inference_path": self.runner.describe(),
                 "versions": library_versions("cellrobust", "torch")}
 
 

@@ -180,15 +180,39 @@ def build_segmenters(config: SweepConfig, *, allow_code: bool = False) -> dict[s
 
 
 def _corrupt(samples, artefact: str, value: float, config: SweepConfig):
+    """Corrupt every sample, one ``apply_batch`` per group of equal shape and dtype, with one
+    stream per image (row i equals ``apply`` with ``stream(seed, name_i, artefact, value)``)."""
+    out: list = [None] * len(samples)
+    for group in _groups(samples).values():
+        for i, item in zip(group, _corrupt_group([samples[i] for i in group], artefact, value,
+                                                 config)):
+            out[i] = item
+    return out
+
+
+def _groups(samples) -> dict[tuple, list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(samples):
+        image = np.asarray(s.image)
+        key = (image.shape, image.dtype.str, s.labels is None)
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def _corrupt_group(samples, artefact: str, value: float, config: SweepConfig):
     from cellrobust import artefacts
 
+    rngs = [artefacts.stream(config.seed, s.name, artefact, value) for s in samples]
+    labels = None if samples[0].labels is None else np.stack([s.labels for s in samples])
+    images, new_labels, params = artefacts.apply_batch(
+        np.stack([np.asarray(s.image) for s in samples]), artefact, value, rng=rngs,
+        labels=labels, normalise=config.normalise)
+    moved = new_labels is not None and new_labels is not labels
     out = []
-    for s in samples:
-        rng = artefacts.stream(config.seed, s.name, artefact, value)
-        corrupted, params = artefacts.apply(s, artefact, value, rng=rng,
-                                            normalise=config.normalise)
-        out.append((corrupted.with_(name=s.name),
-                    json.dumps(params, sort_keys=True, default=_jsonable)))
+    for k, s in enumerate(samples):
+        corrupted = s.with_(image=images[k], labels=new_labels[k] if moved else s.labels,
+                            meta={"artefact": params[k]})
+        out.append((corrupted, json.dumps(params[k], sort_keys=True, default=_jsonable)))
     return out
 
 
