@@ -19,6 +19,7 @@ from cellrobust._io import atomic_path, write_text
 from cellrobust._validation import DataError, check_choice, collect_errors
 from cellrobust.report import plots
 from cellrobust.report.html import Figure, ReportContent, render_html
+from cellrobust.report.strategies import strategy_report
 from cellrobust.report.style import display_name, number, severity_text
 from cellrobust.report.summary import summary_markdown
 from cellrobust.report.tables import paired_view, scores_view, trusted_view
@@ -267,6 +268,8 @@ FILES = [("results.parquet / results.csv", "tidy results table, one row per segm
          ("report.html", "this report"), ("figures/", "PNG and SVG figures")]
 EXTRA_FILES = [("study.json", "the resolved study configuration"),
                ("sweep.json", "the sweep configuration"),
+               ("strategies.csv", "each strategy against its plain model: trusted range and "
+                "mPC with paired 95% CIs"),
                ("models/", "trained models: config.yaml, best.pt, last.pt, history.csv"),
                ("cells/", "finished sweep cells (resume)")]
 
@@ -300,11 +303,16 @@ def build_report(results_dir: str | Path, options: ReportOptions = ReportOptions
     params = _parameters(table)
     verdict = make_verdict(score_table, trusted, paired, metric=opts.metric, parameters=params)
     figs = _figures(table, score_table, trusted, folder, opts)
+    strategies = strategy_report(table, folder, opts)  # None without strategy segmenters
+    if strategies is not None:
+        figs.append(strategies.figure)
     run, finds, files = _run_info(folder, table), findings(table, score_table, opts), _files(folder)
+    finds += list(strategies.sentences) if strategies is not None else []
     content = ReportContent(title=opts.title, run=run, scores=scores_view(score_table),
                             figures=figs, artefacts=_artefact_table(table), findings=finds,
                             paired=None if paired is None else paired_view(paired), files=files,
-                            verdict=verdict, trusted=trusted_view(trusted, params))
+                            verdict=verdict, trusted=trusted_view(trusted, params),
+                            strategies=strategies)
     out = write_text(folder / "report.html", render_html(content))
     write_text(folder / "summary.md", summary_markdown(
         title=opts.title, folder=folder, verdict=verdict, trusted=content.trusted,

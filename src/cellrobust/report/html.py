@@ -93,6 +93,7 @@ class ReportContent:
     files: Sequence[tuple[str, str]] = field(default_factory=tuple)
     verdict: object | None = None  # report.verdict.Verdict
     trusted: pd.DataFrame | None = None
+    strategies: object | None = None  # report.strategies.StrategySection
 
 
 CSS = """
@@ -168,6 +169,18 @@ def _verdict_section(content: ReportContent) -> list[str]:
     return out
 
 
+def _strategies_section(section) -> list[str]:
+    """"Fix the data vs fix the model": sentences, then the strategy-vs-plain table."""
+    if section is None:
+        return []
+    items = "".join(f"<li>{_esc(s)}</li>" for s in section.sentences)
+    return ["<h2 id='strategies'>Fix the data vs fix the model</h2>",
+            "<p>Each test-time strategy against the plain model it wraps, on the same "
+            "corrupted images: trusted range and mPC, differences with paired 95% CIs over "
+            "frames (figure 'Fix the data vs fix the model').</p>",
+            f"<div class='find'><ul>{items}</ul></div>", _table(section.table)]
+
+
 def render_html(content: ReportContent) -> str:
     """Return the report page as a string (figures embedded)."""
     parts = [
@@ -195,6 +208,7 @@ def render_html(content: ReportContent) -> str:
                       _table(content.paired), "</details>"]
         else:
             parts += [head, _table(content.paired)]
+    parts += _strategies_section(content.strategies)
     parts.append("<h2 id='figures'>Figures</h2>")
     parts += [_figure(f, i) for i, f in enumerate(content.figures, start=1)]
     parts += ["<h2 id='artefacts'>Artefacts</h2>", _table(content.artefacts)]

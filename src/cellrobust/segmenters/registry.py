@@ -150,12 +150,34 @@ def build_segmenter(spec, *, allow_code: bool = False):
         hint = f"pip install 'cellrobust[{kind.extra}]'" if kind.extra else "install them"
         raise InputError(f"segmenter {spec}: the {kind.name!r} kind needs "
                          f"{', '.join(missing)}, which is not installed; {hint}")
+    spec, strategy = _split_strategies(spec, kind)
     _check_options(spec, kind)
     segmenter = kind.build(spec)
     if getattr(segmenter, "segment", None) is None:
         raise DataError(f"segmenter {spec}: built a {type(segmenter).__name__}, which has no "
                         "segment(images) method")
+    if strategy is not None:
+        from cellrobust.segmenters.strategies import StrategySegmenter
+
+        segmenter = StrategySegmenter(segmenter, strategy, name=spec.name)
     return segmenter
+
+
+def _split_strategies(spec: SegmenterSpec, kind: Kind):
+    """The spec with the strategy options (valid for every kind) removed, and their validated
+    :class:`~cellrobust.segmenters.strategies.StrategyConfig` (None when there are none)."""
+    from cellrobust.segmenters.strategies import split_strategy_options, strategy_config
+
+    own, options = split_strategy_options(spec.options, kind.options)
+    if not options:
+        return spec, None
+    try:
+        config = strategy_config(options)
+    except InputError as exc:
+        raise InputError(f"segmenter {spec}: {exc}") from None
+    except TypeError as exc:  # a value of the wrong type reached the dataclass
+        raise InputError(f"segmenter {spec}: invalid strategy options: {exc}") from None
+    return SegmenterSpec(spec.name, spec.spec, spec.kind, spec.target, own), config
 
 
 def _check_options(spec: SegmenterSpec, kind: Kind) -> None:
@@ -163,6 +185,10 @@ def _check_options(spec: SegmenterSpec, kind: Kind) -> None:
         return
     unknown = sorted(set(spec.options) - set(kind.options))
     if unknown:
+        from cellrobust.segmenters.strategies import STRATEGY_OPTIONS
+
         valid = ", ".join(sorted(kind.options)) or "none"
+        hint = suggest(unknown[0], [*kind.options, *STRATEGY_OPTIONS])
         raise InputError(f"segmenter {spec}: unknown option(s) {', '.join(unknown)} for the "
-                         f"{kind.name!r} kind; valid options are: {valid}")
+                         f"{kind.name!r} kind{hint}; valid options are: {valid}, plus the "
+                         f"strategy options of every kind: {', '.join(STRATEGY_OPTIONS)}")

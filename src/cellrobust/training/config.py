@@ -224,6 +224,12 @@ RECIPES: dict[str, dict[str, Any]] = {
                                                  ArtefactRange("gaussian_noise", 0.0, 30.0))},
     "nma": {"affine": True, "scale_range": (0.75, 1.25), "optimizer": "adamax",
             "artefacts": (ArtefactRange("speckle", 0.0, 0.1),)},
+    # cell size: dihedral + affine (any rotation, zoom 0.5-2 x, image and mask together)
+    "scale": {"dihedral": True, "affine": True, "scale_range": (0.5, 2.0)},
+    # the artefact recipe's artefacts over wider ranges, plus the scale augmentation
+    "robust": {"dihedral": True, "affine": True, "scale_range": (0.5, 2.0),
+               "artefacts": (ArtefactRange("illumination", 0.0, 1500.0),
+                             ArtefactRange("gaussian_noise", 0.0, 150.0))},
 }
 
 
