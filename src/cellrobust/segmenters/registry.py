@@ -100,6 +100,10 @@ def detect_kind(target: str) -> str:
         The target is no baseline and no file or folder, or no kind recognises it.
     """
     from cellrobust.segmenters.baselines import BASELINES
+    from cellrobust.segmenters.zoo import ZOO
+
+    if target in ZOO:
+        return "unet"
 
     if target in BASELINES:
         return "baseline"

@@ -174,7 +174,9 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def _build(spec) -> UNetSegmenter:
-    path = Path(spec.target)
+    from cellrobust.segmenters.zoo import zoo_path
+
+    path = zoo_path(spec.target) or Path(spec.target)
     if not path.is_file():
         raise InputError(f"segmenter {spec}: checkpoint {path} not found; give an existing .pt "
                          "file written by cellrobust train")
@@ -187,7 +189,8 @@ def _kind():
     from cellrobust.segmenters.registry import Kind
 
     return Kind(name="unet", summary="a cellrobust U-Net checkpoint (cellrobust train)",
-                target="a .pt file", options=OPTIONS, requires=("torch",), extra=None,
+                target="a .pt file, or a shipped model: psc-robust, psc-original",
+                options=OPTIONS, requires=("torch",), extra=None,
                 example="mine=runs/a/best.pt,tta=true", build=_build, detect=_is_checkpoint)
 
 
