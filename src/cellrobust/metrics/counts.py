@@ -14,15 +14,20 @@ from scipy import ndimage as ndi
 from cellrobust._validation import InputError
 
 
-def count_cells(mask: np.ndarray, *, connectivity: int = 8) -> int:
-    """Number of connected foreground components (foreground = ``mask > 0``).
+def count_cells(mask: np.ndarray, *, connectivity: int = 8, instances: bool | None = False) -> int:
+    """Number of cells: annotated instances, or connected foreground components.
 
     Parameters
     ----------
     mask : ndarray, shape (H, W)
-        Binary mask or instance labels (instances are merged: touching cells count once,
-        exactly as for the binary masks the paper counted).
+        Binary mask or instance labels.
     connectivity : {8, 4}, default 8
+        Of the components counted when ``instances`` is False (touching cells count once,
+        exactly as for the binary masks the paper counted).
+    instances : bool or None, default False
+        True: count distinct non-zero labels (instance ground truth, touching cells apart).
+        None: do so when ``mask`` has more than one non-zero value (it holds instance labels),
+        else count components.
 
     Returns
     -------
@@ -33,6 +38,8 @@ def count_cells(mask: np.ndarray, *, connectivity: int = 8) -> int:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise InputError(f"mask: expected a 2-D array (H, W), got shape {mask.shape}")
+    if instances or (instances is None and count_objects(mask) > 1):
+        return count_objects(mask)
     structure = ndi.generate_binary_structure(2, 2 if connectivity == 8 else 1)
     return int(ndi.label(mask > 0, structure=structure)[1])
 
