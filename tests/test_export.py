@@ -78,8 +78,10 @@ def test_bioimageio_package(tmp_path, normalisation):
                      "test_input.npy", "test_output.npy", "cover.png", "README.md"}
     assert rdf["format_version"].startswith("0.5") and rdf["type"] == "model"
     pre = [op["id"] for op in rdf["inputs"][0]["preprocessing"]]
+    # minmax: the runtime's scale_range, then back to float32 for the network
     assert pre == (["ensure_dtype"] if normalisation == "max" else ["ensure_dtype",
-                                                                    "scale_range"])
+                                                                    "scale_range",
+                                                                    "ensure_dtype"])
     post = rdf["outputs"][0]["postprocessing"][0]
     assert post == {"id": "binarize", "kwargs": {"threshold": 0.5}}
     assert [a.get("halo") for a in rdf["outputs"][0]["axes"][2:]] == [48, 48]  # on the grid

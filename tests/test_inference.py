@@ -127,7 +127,7 @@ def test_predict_on_real_psc_frame(psc_dir, tmp_path, net):
 
     frame = psc_dir / "validation" / "input" / "t235.tif"
     ckpt = save_checkpoint(tmp_path / "m.pt", net, net.config)
-    assert main(["predict", str(ckpt), "--data", str(frame), "--out", str(tmp_path),
+    assert main(["predict", str(ckpt), "--data", str(frame), "--out", str(tmp_path / "out"),
                  "--quiet"]) == 0
-    labels = tifffile.imread(tmp_path / "t235.tif")
+    labels = tifffile.imread(tmp_path / "out" / "t235.tif")
     assert labels.shape == (576, 720) and labels.dtype == np.uint16

@@ -28,7 +28,8 @@ def _note(message: str) -> None:
 @contextlib.contextmanager
 def guarded_output(out: str | os.PathLike, *, owner: str,
                    inputs: Sequence[str | os.PathLike | None] = (), overwrite: bool = False,
-                   reuse: bool = True, lock: bool = True) -> Iterator[Path]:
+                   reuse: bool = True, lock: bool = True,
+                   expected: Sequence[str] = ()) -> Iterator[Path]:
     """Check, lock and (on success) record ``out`` for stage ``owner``.
 
     Parameters
@@ -46,6 +47,9 @@ def guarded_output(out: str | os.PathLike, *, owner: str,
         Allow an earlier run of the same stage in ``out`` (resume, re-run).
     lock : bool
         Hold the folder's run lock while the block runs.
+    expected : sequence of str
+        Names the stage writes, recorded as its own before it starts: a run killed with
+        SIGKILL (no chance to record) can then be resumed without ``overwrite``.
     """
     from cellrobust._guard import check_output, record_outputs
     from cellrobust._lock import run_lock
@@ -56,7 +60,7 @@ def guarded_output(out: str | os.PathLike, *, owner: str,
     before = _entries(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with run_lock(folder, notes=_note) if lock else contextlib.nullcontext():
-        record_outputs(folder, owner=owner)  # ours from the start: a killed run can resume
+        record_outputs(folder, owner=owner, files=expected)  # ours from the start
         try:
             yield folder
         finally:  # also after a failure: what this run wrote is cellrobust's

@@ -27,6 +27,11 @@ from cellrobust.training.config import RECIPES
 __all__ = ["PRESETS", "StudyConfig", "deep_merge", "load_study_file", "preset_names",
            "resolve_study", "run_study"]
 
+#: What a study folder holds (recorded as cellrobust's before the study starts).
+STUDY_FILES = ("study.json", "models", "sweep.json", "cells", "results.parquet", "results.csv",
+               "figures", "report.html", "summary.md", "scores.csv", "curves.csv", "paired.csv",
+               "trusted.csv", "strategies.csv")
+
 #: How the classical baselines learn which side of the intensity range cells are on:
 #: ``auto`` decides from the training masks (else the judged images' statistics).
 POLARITIES = ("auto", "bright", "dark")
@@ -282,7 +287,8 @@ def run_study(
     info = {**describe(config), "data_used": steps.data_record(config, data),
             "baselines": baselines}
     info["description"] = _description(config, info["data_used"])
-    with guarded_output(out, owner="study", inputs=inputs, overwrite=overwrite):
+    with guarded_output(out, owner="study", inputs=inputs, overwrite=overwrite,
+                        expected=STUDY_FILES):
         write_json(out / "study.json", info)
         if set_total:
             set_total(plan["total"])

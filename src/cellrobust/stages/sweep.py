@@ -9,7 +9,10 @@ from pathlib import Path
 from cellrobust._validation import collect_errors
 from cellrobust.sweep import Execution, SweepConfig
 
-__all__ = ["SweepStageConfig", "run"]
+__all__ = ["SWEEP_FILES", "SweepStageConfig", "run"]
+
+#: What a sweep folder holds (recorded as cellrobust's before the sweep starts).
+SWEEP_FILES = ("sweep.json", "cells", "results.parquet", "results.csv", "config.json")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def run(config: SweepStageConfig, *, progress: Callable[[list], None] | None = N
     from cellrobust.sweep import run_sweep
 
     with guarded_output(config.out, owner="sweep", inputs=(config.data,),
-                        overwrite=config.execution.overwrite) as out:
+                        overwrite=config.execution.overwrite, expected=SWEEP_FILES) as out:
         samples, frames = load_samples(config)
         table = run_sweep(config.sweep, samples, out, frames=frames,
                           execution=config.execution, progress=progress)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 __all__ = ["TrainStageConfig", "load_frames", "run"]
 
+#: What a training run folder holds (recorded as cellrobust's before training starts).
+RUN_FILES = ("best.pt", "last.pt", "config.yaml", "history.csv", "data.json", "curves.png",
+             "resume.json")
 #: Fraction of the frames the default split keeps for validation.
 VAL_FRACTION = 0.2
 
@@ -74,6 +77,7 @@ def run(config: TrainStageConfig, *, progress: bool = True,
     tc = config.train
     train_frames, val_frames, record = load_frames(config, seed=tc.seed)
     with guarded_output(config.out, owner="train", inputs=(config.data, config.val_data),
-                        overwrite=config.overwrite, reuse=config.resume) as out:
+                        overwrite=config.overwrite, reuse=config.resume,
+                        expected=RUN_FILES) as out:
         return train(tc, train_frames, val_frames, run_dir=out, progress=progress,
                      resume=config.resume, on_epoch=on_epoch, data_source=record)
