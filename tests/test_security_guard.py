@@ -106,3 +106,27 @@ def test_unique_output_names(tmp_path: Path):
         unique_output_names(paths, on_collision="error")
     with pytest.raises(InputError, match="given twice"):
         unique_output_names([paths[0], tmp_path / "a" / ".." / "a" / "x.tif"])
+
+
+def test_a_study_file_naming_python_code_does_not_run_it(tmp_path, capsys):
+    """A shared study.json (or --config file) naming a py: segmenter imports nothing unless
+    the person starting the run allows code on the command line."""
+    from cellrobust.cli import main
+
+    marker = tmp_path / "ran.txt"
+    (tmp_path / "evil_module.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\ndef build():\n    raise SystemExit(9)\n")
+    config = tmp_path / "study.yaml"
+    config.write_text("models: ['x=py:evil_module:build']\nrecipes: []\n"
+                      "artefacts: [gaussian_noise]\nn_eval_frames: 1\npatch_size: 64\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code = main(["study", "--config", str(config), "--out", str(tmp_path / "out"),
+                     "--quiet"])
+    finally:
+        sys.path.remove(str(tmp_path))
+    err = capsys.readouterr().err
+    assert code == 2 and "runs Python code" in err and err.count("\n") == 1
+    assert not marker.exists() and not (tmp_path / "out").exists()
