@@ -198,7 +198,7 @@ def test_paired_differences_compare_the_study_robust_model():
 
 def test_progress_bar_never_drifts_past_its_total():
     # hundreds of small updates used to be rounded one by one and overshot the total
-    from cellrobust.cli.study import _Progress
+    from cellrobust.cli._progress import Progress as _Progress
 
     with _Progress(False, "t") as bar:
         bar.set_total(50.0)
