@@ -12,9 +12,9 @@ trusted range and recommends a model. See ``docs/diagnose.md``.
 """
 
 from cellrobust.diagnose._core import Estimate
-from cellrobust.diagnose.api import ESTIMATORS, diagnose_images, estimate_image
+from cellrobust.diagnose.api import ESTIMATORS, diagnose_images, estimate_image, reference_stats
 from cellrobust.diagnose.predict import predict, recommend, study_curves, trusted_ranges
-from cellrobust.diagnose.reference import ReferenceStats, reference_stats
+from cellrobust.diagnose.reference import ReferenceStats
 
 __all__ = ["ESTIMATORS", "Estimate", "ReferenceStats", "diagnose_images", "estimate_image",
            "predict", "recommend", "reference_stats", "study_curves", "trusted_ranges"]

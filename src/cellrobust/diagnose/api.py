@@ -104,7 +104,7 @@ def diagnose_images(images, *, reference=None, artefacts: Sequence[str] | None =
         percentile bootstrap over image tiles.
     """
     from cellrobust import artefacts as registry
-    from cellrobust.diagnose.reference import ReferenceStats, reference_stats
+    from cellrobust.diagnose.reference import ReferenceStats
 
     named = _named(images)
     if reference is not None and not isinstance(reference, ReferenceStats):
@@ -133,3 +133,28 @@ def _named(images) -> dict[str, np.ndarray]:
     if not named:
         raise InputError("images: expected at least one image, got none")
     return named
+
+
+def reference_stats(images, *, floors: bool = True, rng=0):
+    """:class:`~cellrobust.diagnose.reference.ReferenceStats` of clean images (sequence of
+    (H, W) arrays). With ``floors`` the estimators are also run on every reference image to
+    record what a clean image reads as (:attr:`ReferenceStats.floors`)."""
+    from cellrobust.diagnose.reference import measure_reference
+
+    stats, arrays = measure_reference(images)
+    return _with_floors(stats, arrays, rng) if floors else stats
+
+
+def _with_floors(stats, arrays, rng):
+    from dataclasses import replace
+
+    found: dict[str, list[float]] = {}
+    for a in arrays:
+        for est in estimate_image(a, reference=stats, rng=rng, n_boot=0):
+            found.setdefault(est.artefact, []).append(est.estimate)
+    floors = {k: float(np.nanmax(v)) if np.isfinite(v).any() else math.nan
+              for k, v in found.items()}
+    if "cell_size" in found:
+        ratios = np.asarray(found["cell_size"], dtype=float)
+        floors["cell_size"] = float(np.nanmax(np.abs(np.log(ratios))))
+    return replace(stats, floors=floors)

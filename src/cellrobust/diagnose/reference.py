@@ -61,12 +61,10 @@ class ReferenceStats:
         return asdict(self)
 
 
-def reference_stats(images, *, floors: bool = True, rng=0) -> ReferenceStats:
-    """Measure :class:`ReferenceStats` on clean images (sequence of (H, W) arrays).
-
-    With ``floors`` the estimators are also run on every reference image to record what a
-    clean image reads as (:attr:`ReferenceStats.floors`).
-    """
+def measure_reference(images) -> tuple[ReferenceStats, list[np.ndarray]]:
+    """Measure :class:`ReferenceStats` on clean images (sequence of (H, W) arrays), without
+    floors; also return the images as arrays. :func:`cellrobust.diagnose.reference_stats`
+    adds the floors (what a clean image reads as), which need the estimators."""
     arrays = [as_image(im, f"reference[{i}]") for i, im in enumerate(images)]
     if not arrays:
         raise InputError("reference: expected at least one clean image, got none")
@@ -97,21 +95,4 @@ def reference_stats(images, *, floors: bool = True, rng=0) -> ReferenceStats:
     if not math.isfinite(stats.blob_scale) or stats.signal_var <= 0:
         raise InputError("reference: the images show no cell-scale structure (flat or pure "
                          "noise); pass clean images of the kind the study used")
-    return _with_floors(stats, arrays, rng) if floors else stats
-
-
-def _with_floors(stats: ReferenceStats, arrays, rng) -> ReferenceStats:
-    from dataclasses import replace
-
-    from cellrobust.diagnose.api import estimate_image
-
-    found: dict[str, list[float]] = {}
-    for a in arrays:
-        for est in estimate_image(a, reference=stats, rng=rng, n_boot=0):
-            found.setdefault(est.artefact, []).append(est.estimate)
-    floors = {k: float(np.nanmax(v)) if np.isfinite(v).any() else math.nan
-              for k, v in found.items()}
-    if "cell_size" in found:
-        ratios = np.asarray(found["cell_size"], dtype=float)
-        floors["cell_size"] = float(np.nanmax(np.abs(np.log(ratios))))
-    return replace(stats, floors=floors)
+    return stats, arrays

@@ -324,7 +324,7 @@ def _build(spec) -> ClassicalSegmenter:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(
         name="baseline", summary="classical pipelines of the PSC paper (filter, Otsu, components)",

@@ -228,7 +228,7 @@ def _build(spec) -> BioimageioSegmenter:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="bioimageio", summary="a bioimage.io model package, run by "
                 "bioimageio.core", target="an rdf.yaml, a folder holding one, or a zip",

@@ -302,7 +302,7 @@ def _build(spec) -> CellposeSegmenter:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="cellpose", summary="a Cellpose model (cellpose 3.x or 4.x)",
                 target="a weights file or a pretrained name (cpsam; 3.x: cyto3, nuclei, ...)",

@@ -92,7 +92,7 @@ def _is_onnx(path: Path) -> bool:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="onnx", summary="an ONNX network (e.g. cellrobust export's model.onnx)",
                 target="a .onnx file", options=OPTIONS, requires=("onnxruntime",),

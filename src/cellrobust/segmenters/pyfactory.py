@@ -38,7 +38,7 @@ def _build(spec):
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="py", summary="a Python factory returning a segmenter (runs code)",
                 target="MODULE:FACTORY", options=None, requires=(), extra=None,

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellrobust._validation import DataError, InputError, suggest
+from cellrobust.segmenters.kind import Kind
 from cellrobust.segmenters.spec import SegmenterSpec, parse_spec
 
 __all__ = ["KIND_MODULES", "Kind", "build_segmenter", "detect_kind", "get_kind", "kind_names",
@@ -31,46 +30,6 @@ KIND_MODULES: dict[str, str] = {
     "cellpose": "cellrobust.segmenters.cellpose",
     "py": "cellrobust.segmenters.pyfactory",
 }
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of segmenter.
-
-    Attributes
-    ----------
-    name : str
-        The spec prefix (``onnx`` in ``onnx:model.onnx``).
-    summary : str
-        One line for ``cellrobust models``.
-    target : str
-        What TARGET is (a file, a folder, a pretrained name).
-    options : mapping of str to str
-        Accepted ``KEY=VALUE`` options and what each means (units, default).
-    requires : tuple of str
-        Importable modules the kind needs.
-    extra : str or None
-        The ``pip install 'cellrobust[EXTRA]'`` extra that installs them.
-    example : str
-        A full spec, as it would be typed.
-    build : callable
-        ``build(spec: SegmenterSpec) -> Segmenter``.
-    detect : callable or None
-        ``detect(path: Path) -> bool`` for an existing path: is this file or folder of this kind?
-    runs_code : bool
-        Building imports and runs user code (the ``py:`` kind): refused unless allowed.
-    """
-
-    name: str
-    summary: str
-    target: str
-    options: Mapping[str, str] | None
-    requires: tuple[str, ...]
-    extra: str | None
-    example: str
-    build: Callable = field(repr=False)
-    detect: Callable[[Path], bool] | None = field(default=None, repr=False)
-    runs_code: bool = False
 
 
 def kind_names() -> list[str]:

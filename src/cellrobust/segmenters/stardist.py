@@ -290,7 +290,7 @@ def _build(spec) -> StarDistSegmenter:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="stardist", summary="a StarDist 2D model (folder written by StarDist2D)",
                 target="a model folder (config.json + weights_best.h5) or a pretrained name",

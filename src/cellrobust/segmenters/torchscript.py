@@ -90,7 +90,7 @@ def _detect(path: Path) -> bool:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="torchscript", summary="a TorchScript network (e.g. cellrobust export's "
                 "model.torchscript.pt)", target="a TorchScript file (torch.jit.save)",

@@ -186,7 +186,7 @@ def _build(spec) -> UNetSegmenter:
 
 
 def _kind():
-    from cellrobust.segmenters.registry import Kind
+    from cellrobust.segmenters.kind import Kind
 
     return Kind(name="unet", summary="a cellrobust U-Net checkpoint (cellrobust train)",
                 target="a .pt file, or a shipped model: psc-robust, psc-original",
