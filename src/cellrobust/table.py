@@ -27,9 +27,9 @@ Columns
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-__all__ = ["BASE_COLUMNS", "CLEAN", "COUNT_COLUMNS", "DEFAULT_THRESHOLDS", "SORT_KEYS", "counts_row",
+__all__ = ["BASE_COLUMNS", "CLEAN", "COUNT_COLUMNS", "DEFAULT_THRESHOLDS", "SORT_KEYS",
            "frame_of", "tau", "threshold_columns", "thresholds_in"]
 
 #: The ``artefact`` of the raw clean reference rows: each image as read, no artefact and no
@@ -67,41 +67,3 @@ def frame_of(sample: str) -> str:
     frame-level windows ``/wN``); a whole frame is its own frame. Bootstraps resample frames,
     since the patches of one frame are not independent."""
     return _PATCH_SUFFIX.sub("", str(sample))
-
-
-def counts_row(true, pred, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-               connectivity: int = 8, instances: bool | None = None,
-               criterion: str = "iou") -> dict:
-    """The count columns of one image.
-
-    Parameters
-    ----------
-    true, pred : ndarray (H, W) of int
-        Reference and predicted instance labels (0 = background).
-    thresholds : sequence of float
-        IoU thresholds of the matching columns.
-    connectivity : {8, 4}
-        Of the connected components that count cells when the reference is not instance-level.
-    instances : bool, optional
-        Whether ``true`` holds real instance labels (count them as labelled); None = it does
-        when it has more than one label value.
-    criterion : {"iou", "iot", "iop"}
-        Matching criterion (:func:`cellrobust.metrics.match`); the sweep uses IoU.
-
-    Returns
-    -------
-    dict
-        ``COUNT_COLUMNS`` and :func:`threshold_columns` values.
-    """
-    from cellrobust.metrics import count_cells, match, pixel_counts
-
-    px = pixel_counts(true, pred)
-    m = match(true, pred, thresholds=tuple(thresholds), criterion=criterion)
-    row = {"tp_px": px["tp"], "fp_px": px["fp"], "fn_px": px["fn"], "tn_px": px["tn"],
-           "n_true": int(m.n_true), "n_pred": int(m.n_pred),
-           "count_true": count_cells(true, connectivity=connectivity, instances=instances),
-           "count_pred": count_cells(pred, connectivity=connectivity, instances=False)}
-    for k, t in enumerate(thresholds):
-        row.update({f"tp@{tau(t)}": int(m.tp[k]), f"fp@{tau(t)}": int(m.fp[k]),
-                    f"fn@{tau(t)}": int(m.fn[k]), f"sum_iou@{tau(t)}": float(m.sum_iou[k])})
-    return row

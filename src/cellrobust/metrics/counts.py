@@ -8,10 +8,13 @@ never a cell.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage as ndi
 
 from cellrobust._validation import InputError
+from cellrobust.table import DEFAULT_THRESHOLDS
 
 
 def count_cells(mask: np.ndarray, *, connectivity: int = 8, instances: bool | None = False) -> int:
@@ -63,3 +66,43 @@ def count_error(count_true: int, count_pred: int) -> dict[str, float]:
     rel = error / count_true if count_true else float("nan")
     return {"count_true": int(count_true), "count_pred": int(count_pred), "error": error,
             "abs_error": abs(error), "rel_error": rel}
+
+
+def counts_row(true, pred, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+               connectivity: int = 8, instances: bool | None = None,
+               criterion: str = "iou") -> dict:
+    """The count columns of one image.
+
+    Parameters
+    ----------
+    true, pred : ndarray (H, W) of int
+        Reference and predicted instance labels (0 = background).
+    thresholds : sequence of float
+        IoU thresholds of the matching columns.
+    connectivity : {8, 4}
+        Of the connected components that count cells when the reference is not instance-level.
+    instances : bool, optional
+        Whether ``true`` holds real instance labels (count them as labelled); None = it does
+        when it has more than one label value.
+    criterion : {"iou", "iot", "iop"}
+        Matching criterion (:func:`cellrobust.metrics.match`); the sweep uses IoU.
+
+    Returns
+    -------
+    dict
+        ``COUNT_COLUMNS`` and :func:`threshold_columns` values.
+    """
+    from cellrobust.metrics.instance import match
+    from cellrobust.metrics.pixel import pixel_counts
+    from cellrobust.table import tau
+
+    px = pixel_counts(true, pred)
+    m = match(true, pred, thresholds=tuple(thresholds), criterion=criterion)
+    row = {"tp_px": px["tp"], "fp_px": px["fp"], "fn_px": px["fn"], "tn_px": px["tn"],
+           "n_true": int(m.n_true), "n_pred": int(m.n_pred),
+           "count_true": count_cells(true, connectivity=connectivity, instances=instances),
+           "count_pred": count_cells(pred, connectivity=connectivity, instances=False)}
+    for k, t in enumerate(thresholds):
+        row.update({f"tp@{tau(t)}": int(m.tp[k]), f"fp@{tau(t)}": int(m.fp[k]),
+                    f"fn@{tau(t)}": int(m.fn[k]), f"sum_iou@{tau(t)}": float(m.sum_iou[k])})
+    return row

@@ -65,7 +65,7 @@ def image_row(name: str, true: np.ndarray, pred: np.ndarray, config: EvaluateCon
               instances: bool | None = None) -> tuple[dict, MatchResult]:
     """Counts of one image (the results-table columns of :mod:`cellrobust.table`, plus the SEG
     sums) and its :class:`MatchResult`."""
-    from cellrobust.table import counts_row
+    from cellrobust.metrics.counts import counts_row
 
     result = match(true, pred, thresholds=config.thresholds, criterion=config.criterion,
                    empty=config.empty)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cellrobust import table as schema
+from cellrobust.metrics.counts import counts_row
 from cellrobust._validation import InputError, check_choice, collect_errors
 from cellrobust.segmenters.spec import SegmenterSpec, parse_spec
 
@@ -308,7 +309,7 @@ def run_cell(config: SweepConfig, samples: Sequence, artefact: str, index: int, 
     for spec in config.segmenters:
         labels, runtime = _segment_all(segmenters[spec.name], images, int(config.batch_size))
         for (c, params), pred, rt in zip(corrupted, labels, runtime):
-            counts = schema.counts_row(c.labels, pred, thresholds=config.thresholds,
+            counts = counts_row(c.labels, pred, thresholds=config.thresholds,
                                        connectivity=config.connectivity,
                                        instances=_instances(c))
             rows.append({"segmenter": spec.name, "artefact": artefact, "severity_index": index,
