@@ -127,6 +127,8 @@ FORBIDDEN = {
     "segmenters": ("sweep", "report", "stages", "cli", "training"),
     "sweep": ("report", "stages", "cli"),
     "report": ("stages", "cli"),
+    "diagnose": ("data", "models", "segmenters", "training", "sweep", "report", "stages", "cli",
+                 "metrics"),
     "data": ("artefacts", "models", "segmenters", "sweep", "report", "stages", "cli",
              "metrics", "training"),
 }

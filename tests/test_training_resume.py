@@ -10,12 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cellrobust._guard import MARKER
 from cellrobust._lock import LOCK_NAME
-import tifffile
 import torch
 
 from cellrobust._io import TEMP_PREFIX
@@ -24,24 +22,9 @@ from cellrobust.models.checkpoint import load_checkpoint, read_checkpoint
 from cellrobust.training import recipe_config, train
 from cellrobust.training.history import read_history
 
+from _deepimagej import write_deepimagej
+
 EPOCHS = 4
-
-
-def _write_deepimagej(root: Path) -> Path:
-    """A tiny DeepImageJ-layout data set (train: 3 frames, validation: 1) of random blobs."""
-    rng = np.random.default_rng(0)
-    for split, frames in (("train", (150, 151, 152)), ("validation", (235,))):
-        (root / split / "input").mkdir(parents=True)
-        (root / split / "output").mkdir(parents=True)
-        for t in frames:
-            mask = np.zeros((64, 72), np.uint8)
-            for _ in range(8):
-                y, x = rng.integers(0, 56, 2)
-                mask[y:y + 7, x:x + 6] = 1
-            image = (50 + 150 * mask + rng.normal(0, 10, mask.shape)).clip(0, 255)
-            tifffile.imwrite(root / split / "input" / f"t{t}.tif", image.astype(np.uint8))
-            tifffile.imwrite(root / split / "output" / f"man_seg{t}.tif", mask)
-    return root
 
 
 def _cmd(*args: str) -> list[str]:
@@ -54,7 +37,7 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    return _write_deepimagej(tmp_path_factory.mktemp("dij"))
+    return write_deepimagej(tmp_path_factory.mktemp("dij"), train_frames=(150, 151, 152))
 
 
 def _train_args(data: Path, out: Path) -> list[str]:

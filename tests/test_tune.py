@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
 import torch
 
 from cellrobust import InputError
 from cellrobust.training.config import load_train_config, recipe_config
 from cellrobust.training.tune import ObjectiveConfig, SearchConfig, SearchSpace
 from cellrobust.training.tune.space import DEFAULT_SPACE
+
+from _deepimagej import write_deepimagej
 
 optuna = pytest.importorskip("optuna")
 
@@ -28,23 +29,6 @@ SPACE = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
          "width": {"type": "int", "low": 2, "high": 6, "step": 2},
          "dropout": {"type": "float", "low": 0.0, "high": 0.3},
          "artefact:gaussian_noise": {"type": "float", "low": 0.0, "high": 60.0}}
-
-
-def write_deepimagej(root: Path) -> Path:
-    """Train 2 frames, validation 1 frame (64 x 72) of bright rectangles on noise."""
-    rng = np.random.default_rng(0)
-    for split, frames in (("train", (150, 151)), ("validation", (235,))):
-        (root / split / "input").mkdir(parents=True)
-        (root / split / "output").mkdir(parents=True)
-        for t in frames:
-            mask = np.zeros((64, 72), np.uint8)
-            for _ in range(8):
-                y, x = rng.integers(0, 56, 2)
-                mask[y:y + 7, x:x + 6] = 1
-            image = (50 + 150 * mask + rng.normal(0, 10, mask.shape)).clip(0, 255)
-            tifffile.imwrite(root / split / "input" / f"t{t}.tif", image.astype(np.uint8))
-            tifffile.imwrite(root / split / "output" / f"man_seg{t}.tif", mask)
-    return root
 
 
 def micro_base():

@@ -252,6 +252,9 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def estimate_noise_sigma(image: np.ndarray) -> float:
     """Standard deviation of additive white noise, Immerkær's (1996) Laplacian estimator.
 
+    The whole image as one window of :func:`cellrobust.diagnose.noise.immerkaer_stats` (the
+    estimator's one home; ``diagnose`` adds tiles, a bootstrap and the gain of the rescale).
+
     Parameters
     ----------
     image : ndarray, shape (H, W), H, W >= 3
@@ -259,17 +262,15 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     Returns
     -------
     float
-        σ̂ in the image's gray levels.
+        σ̂ in the image's gray levels (0.0 for an image thinner than 3 px).
     """
-    from scipy.signal import convolve2d
+    from cellrobust.diagnose.noise import immerkaer_sigma, immerkaer_stats
 
     image = np.asarray(image, dtype=np.float64)
     if min(image.shape) < 3:
         return 0.0
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-    response = np.abs(convolve2d(image, kernel, mode="valid"))
-    h, w = image.shape
-    return float(math.sqrt(math.pi / 2) * response.sum() / (6.0 * (w - 2) * (h - 2)))
+    whole = [(slice(None), slice(None))]
+    return float(immerkaer_sigma(immerkaer_stats(image, whole).sum(axis=0)))
 
 
 def calibrate_dog_sigma(masks) -> float:
