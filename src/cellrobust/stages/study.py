@@ -184,7 +184,8 @@ def resolve_study(preset: str = "quick", **overrides) -> StudyConfig:
             values[key] = deep_merge(PRESETS[preset].get(key, {}), overrides[key])
     if values.get("data") == "required" and overrides.get("data"):
         values["data"] = overrides["data"]
-    if values.get("eval_data") and overrides.get("n_eval_frames") is None:
+    judges_data = not values["recipes"] and values.get("data") not in (None, "required")
+    if (values.get("eval_data") or judges_data) and overrides.get("n_eval_frames") is None:
         values["n_eval_frames"] = None  # an evaluation set is judged whole unless asked
     if values.get("data") == "required" and values.get("eval_data") and not values["recipes"]:
         values["data"] = None  # nothing to train: the evaluation set is all the study needs
@@ -314,11 +315,14 @@ def run_study(
 
 def _description(config: StudyConfig, used: dict) -> str:
     """The preset's description, with the data actually used (never 'simulated' for real data)."""
+    def frames(n: int) -> str:
+        return f"{n} frame" if n == 1 else f"{n} frames"
+
     judged = used["evaluation"]
-    text = f"judged on {judged['path']} ({judged['format']}, {judged['frames']} frames)"
-    if "training" in used:
-        text = f"trained on {used['training']['path']} ({used['training']['frames']} frames); " \
-               + text
+    text = f"judged on {judged['path']} ({judged['format']}, {frames(judged['frames'])})"
+    for key, verb in (("training", "trained on"), ("calibration", "baselines calibrated on")):
+        if key in used:
+            text = f"{verb} {used[key]['path']} ({frames(used[key]['frames'])}); " + text
     return f"{config.preset} preset: {text}"
 
 

@@ -45,14 +45,17 @@ def _simulated(config) -> dict[str, list]:
             "eval": sim("test", config.n_eval_frames)}
 
 
-def _train_val(path) -> tuple[list, list, list]:
+def _train_val(path, *, trains: bool = True) -> tuple[list, list, list]:
     """(train, validation, held-out) frames of a data set: its own splits when it has them
-    (held-out = ``test``, else ``validation``), else a seeded split of all its frames."""
+    (held-out = ``test``, else ``validation``), else a seeded split of all its frames, or,
+    when nothing ``trains``, all of its frames held out (none kept back for training)."""
     train, val, test = (_open(path, s) for s in ("train", "validation", "test"))
     if not train and not (val or test):
         from cellrobust.data import open_dataset
 
         train = list(open_dataset(path))  # a single unsplit data set
+        if not trains:
+            return [], [], train
     held_out = test or val
     if held_out is val:
         val = []
@@ -73,7 +76,8 @@ def _frames(config) -> dict[str, list]:
     if config.data is None:
         frames = _simulated(config)
     else:
-        train, val, held_out = _train_val(config.data)
+        trains = bool(config.recipes) or config.eval_data is not None  # masks train or calibrate
+        train, val, held_out = _train_val(config.data, trains=trains)
         frames = {"train": subset(train, config.n_train_frames),
                   "val": subset(val, config.n_val_frames),
                   "eval": subset(held_out, config.n_eval_frames)}
@@ -109,6 +113,10 @@ def data_record(config, data) -> dict:
     if config.recipes:
         out["training"] = describe_frames(data["train"], source=config.data, role="trained")
         out["validation"] = describe_frames(data["val"], source=config.data, role="validated")
+    elif config.data is not None and config.eval_data is not None and data["train"]:
+        # nothing trains, but the baselines' polarity and DoG sigma come from these masks
+        out["calibration"] = describe_frames(data["train"], source=config.data,
+                                             role="calibrated the baselines")
     return out
 
 
