@@ -205,3 +205,29 @@ def test_heatmap_turns_at_seven_artefacts_not_counting_the_mean():
     assert labels(6) == [plots.display_name(s) for s in sorted(segs)]
     assert labels(7)[:7] == [f"art{i}" for i in range(7)]
     assert labels(7, mean=False) == [f"art{i}" for i in range(7)]
+
+
+def test_clean_reference_is_one_image_and_the_minmax_level_0_is_its_own_row(tmp_path):
+    """Issue #15: every artefact's clean score is the raw-image row ('none'), identical across
+    artefacts; the studies' min-max level 0 (here 0.2 lower) is reported apart, labelled."""
+    table = synthetic_table(n_images=6, levels=2, artefacts=("gaussian_noise", "zoom"),
+                            noise=0.0)
+    raw = table[(table["artefact"] == "zoom") & (table["severity_index"] == 0)].copy()
+    raw["artefact"], raw["unit"] = "none", "none"
+    noise0 = (table["artefact"] == "gaussian_noise") & (table["severity_index"] == 0)
+    table.loc[noise0, "tp_px"] = 800  # the rescale alone costs 0.2 Jaccard
+    table.loc[noise0, "fn_px"] = 200
+    folder = tmp_path / "res"
+    folder.mkdir()
+    pd.concat([raw, table], ignore_index=True).to_parquet(folder / "results.parquet")
+    build_report(folder, ReportOptions(n_boot=20))
+    scores = pd.read_csv(folder / "scores.csv")
+    per_model = scores[scores["artefact"] != "mean"].groupby("segmenter")["clean"]
+    assert (per_model.nunique() == 1).all()
+    assert scores["clean"].max() == pytest.approx(1.0)  # the raw rows, not the rescaled ones
+    summary = (folder / "summary.md").read_text()
+    section = summary.split("### Clean reference")[1].split("## Figures")[0]
+    assert "min-max rescaled (the studies' level 0)" in section
+    assert section.count("-0.200") == len(scores["segmenter"].unique())
+    assert "| gaussian_noise |" in section  # zoom's level 0 is the raw image: not listed
+    assert "Clean reference: raw images vs the studies" in (folder / "report.html").read_text()

@@ -94,6 +94,7 @@ class ReportContent:
     verdict: object | None = None  # report.verdict.Verdict
     trusted: pd.DataFrame | None = None
     strategies: object | None = None  # report.strategies.StrategySection
+    clean_reference: pd.DataFrame | None = None  # raw clean vs the studies' min-max level 0
 
 
 CSS = """
@@ -201,6 +202,12 @@ def render_html(content: ReportContent) -> str:
         "whose denominator is ~0 (reason in 'note').</p>",
         _table(content.scores),
     ]
+    if content.clean_reference is not None:
+        parts += ["<h3>Clean reference: raw images vs the studies' min-max rescale</h3>",
+                  "<p>Every score above uses the raw images as 'clean'. The studies' level 0 "
+                  "of illumination and noise min-max rescaled the image first; its score is "
+                  "shown here on its own, not as the clean reference.</p>",
+                  _table(content.clean_reference)]
     if content.paired is not None and not content.paired.empty:
         head = "<h3>Paired differences (95% bootstrap CI over frames)</h3>"
         if len(content.paired) > 24:

@@ -22,7 +22,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def summary_markdown(*, title, folder, verdict, trusted, findings, scores, figures, files,
-                     run, metric, average, reference) -> str:
+                     run, metric, average, reference, clean_reference=None) -> str:
     """The whole ``summary.md`` text."""
     parts = [f"# {title}", "", f"Results: `{folder}`", "", "## Verdict", ""]
     parts += [f"- {c}" for c in verdict.claims] or ["- no recommendation"]
@@ -30,7 +30,11 @@ def summary_markdown(*, title, folder, verdict, trusted, findings, scores, figur
     parts += ["", f"## Trusted range ({metric})", "", markdown_table(trusted), "",
               "## Findings", ""] + [f"- {f}" for f in findings]
     parts += ["", f"## Robustness scores ({metric}, {average} average, 95% CI over frames, "
-              f"CE reference {reference})", "", markdown_table(scores), "", "## Figures", ""]
+              f"CE reference {reference})", "", markdown_table(scores), ""]
+    if clean_reference is not None:
+        parts += ["### Clean reference: raw images vs the studies' min-max rescale", "",
+                  markdown_table(clean_reference), ""]
+    parts += ["## Figures", ""]
     parts += [f"- {f.title}: `{f.png.relative_to(folder)}`" for f in figures]
     parts += ["", "## Files", ""] + [f"- `{n}`: {d}" for n, d in files]
     parts += ["", "## What was run", "", "```json", json.dumps(run, indent=2, default=str),

@@ -8,8 +8,12 @@ import pandas as pd
 
 from cellrobust.report.style import display_name, number, severity_text
 from cellrobust.report.verdict import trusted_text
+from cellrobust.table import CLEAN
 
-__all__ = ["paired_view", "scores_view", "trusted_view"]
+__all__ = ["clean_reference_view", "paired_view", "scores_view", "trusted_view"]
+
+RAW = "raw images (the clean reference)"
+RESCALED = "min-max rescaled (the studies' level 0)"
 
 
 def _cell(value, lo, hi) -> str:
@@ -61,3 +65,51 @@ def paired_view(paired: pd.DataFrame) -> pd.DataFrame:
         "significant": ["yes" if s else (n if n else "no") for s, n in
                         paired[["significant", "note"]].itertuples(index=False)],
     })
+
+
+def _rescaled_at_level_0(names) -> list[str]:
+    """The artefacts whose level 0 is the min-max rescaled image (registry default)."""
+    from cellrobust import artefacts
+
+    return sorted(n for n in set(names) if n in artefacts.names()
+                  and artefacts.get(n).default_normalise == "minmax")
+
+
+def clean_reference_view(curves: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame | None:
+    """Each model's raw clean score beside the studies' min-max rescaled level 0.
+
+    Every score and figure uses the raw clean reference (artefact ``"none"``); the studies'
+    level 0 of illumination and noise rescaled the image to [0, 255] first, which alone can
+    cost a model much (a finding kept visible here, labelled as what it is).
+
+    Parameters
+    ----------
+    curves : DataFrame
+        :func:`cellrobust.robustness.curves` (``segmenter, artefact, severity_index, value,
+        lo, hi``).
+    scores : DataFrame
+        :func:`cellrobust.robustness.scores` (``segmenter, clean, clean_lo, clean_hi,
+        clean_source``).
+
+    Returns
+    -------
+    DataFrame or None
+        One row per model; ``None`` when the table has no raw clean rows or no rescaled level 0.
+    """
+    raw = scores[scores["clean_source"] == CLEAN].rename(
+        columns={"clean": "value", "clean_lo": "lo", "clean_hi": "hi"})
+    rescaled = _rescaled_at_level_0(curves["artefact"])
+    level0 = curves[(curves["severity_index"] == 0) & curves["artefact"].isin(rescaled)]
+    if raw.empty or level0.empty:
+        return None
+    rows = []
+    for seg, ref in raw.groupby("segmenter", sort=True):
+        ref, mine = ref.iloc[0], level0[level0["segmenter"] == seg].sort_values("artefact")
+        if mine.empty:
+            continue
+        first = mine.iloc[0]  # the same rescaled image for every such artefact
+        rows.append({"model": display_name(seg), RAW: _cell(ref["value"], ref["lo"], ref["hi"]),
+                     RESCALED: _cell(first["value"], first["lo"], first["hi"]),
+                     "difference": f"{first['value'] - ref['value']:+.3f}",
+                     "rescaled at level 0": ", ".join(mine["artefact"])})
+    return pd.DataFrame(rows) if rows else None

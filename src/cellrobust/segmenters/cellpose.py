@@ -15,6 +15,7 @@ torch).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -189,7 +190,11 @@ def _load(spec, models, api: int, options: dict):
         kwargs["use_bfloat16"] = _flag(spec, options, "bfloat16", True)
     if path.is_file():
         meta = {"target": str(path), "sha256": file_sha256(path)}
-        return _construct(spec, models.CellposeModel, pretrained_model=str(path), **kwargs), meta
+        encoder = _sam_encoder(path) if api >= 4 else None
+        sized = contextlib.nullcontext() if encoder in (None, VIT_L) else _sam_sized(encoder)
+        with sized:  # a Cellpose-SAM trained around a smaller ViT gets that ViT
+            model = _construct(spec, models.CellposeModel, pretrained_model=str(path), **kwargs)
+        return model, {**meta, **({"encoder": encoder} if encoder else {})}
     names = _pretrained_names(models)
     if target not in names or any(c in target for c in "/\\") or path.suffix:
         raise InputError(f"segmenter {spec}: {target} is no existing weights file and no "
@@ -202,6 +207,66 @@ def _load(spec, models, api: int, options: dict):
     else:
         model = _construct(spec, models.CellposeModel, model_type=target, **kwargs)
     return model, {"target": target, "pretrained": True, **_cached_digest(model)}
+
+
+#: Encoder sizes of segment_anything's ViT-L, the backbone of every released Cellpose-SAM.
+VIT_L = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "global_attn": [5, 11, 17, 23]}
+
+
+def _sam_encoder(path: Path) -> dict | None:
+    """The ViT sizes of a Cellpose-SAM weights file, read from its tensor shapes.
+
+    cellpose 4 always builds ``CPSAM`` around segment_anything's ViT-L, so a Cellpose-SAM
+    trained with ``cellpose.train.train_seg`` around a smaller ViT (e.g. for tests or a CPU
+    budget) loads only if that ViT is built instead. None: not a Cellpose-SAM state dict
+    (CPDINO, cellpose 3, unreadable - cellpose itself then says why) or sizes that
+    segment_anything cannot build (MLP ratio other than 4).
+    """
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - cellpose reports an unreadable file in one line
+        return None
+    if not isinstance(state, dict) or not state:
+        return None
+    prefix = "module." if next(iter(state)).startswith("module.") else ""
+    proj = state.get(f"{prefix}encoder.patch_embed.proj.weight")
+    if proj is None or f"{prefix}encoder.cls_token" in state:
+        return None
+    embed = int(proj.shape[0])
+    blocks = f"{prefix}encoder.blocks."
+    depth = len({k[len(blocks):].split(".")[0] for k in state if k.startswith(blocks)})
+    rel = [state.get(f"{blocks}{i}.attn.rel_pos_h") for i in range(depth)]
+    lin1 = state.get(f"{blocks}0.mlp.lin1.weight")
+    if depth == 0 or any(r is None for r in rel) or lin1 is None \
+            or tuple(lin1.shape) != (4 * embed, embed):
+        return None
+    # relative positions span 2 * 64 - 1 rows in global blocks (1024 px / 16 px tokens) and
+    # 2 * 14 - 1 in windowed ones; their width is the head dimension
+    return {"embed_dim": embed, "depth": depth, "num_heads": embed // int(rel[0].shape[1]),
+            "global_attn": [i for i, r in enumerate(rel) if r.shape[0] == 2 * 64 - 1]}
+
+
+@contextlib.contextmanager
+def _sam_sized(encoder: dict):
+    """segment_anything's ``vit_l`` builder replaced by one of ``encoder``'s sizes while
+    cellpose constructs its ``CPSAM`` (restored afterwards)."""
+    import segment_anything
+    from segment_anything.build_sam import _build_sam
+
+    registry = segment_anything.sam_model_registry
+    original = registry["vit_l"]
+
+    def build(checkpoint=None):
+        return _build_sam(encoder["embed_dim"], encoder["depth"], encoder["num_heads"],
+                          encoder["global_attn"], checkpoint=checkpoint)
+
+    registry["vit_l"] = build
+    try:
+        yield
+    finally:
+        registry["vit_l"] = original
 
 
 def _construct(spec, cls, **kwargs):
