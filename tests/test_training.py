@@ -218,3 +218,32 @@ def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path):
         train(recipe_config("original", patch_size=32, epochs=1, workers=0,
                             init_weights=str(best)),
               synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "c", progress=False)
+
+
+def test_artefact_probability_parses_validates_and_round_trips():
+    art = ArtefactRange.parse("gaussian_noise:0:100:0.5")
+    assert (art.name, art.low, art.high, art.p) == ("gaussian_noise", 0.0, 100.0, 0.5)
+    config = recipe_config("artefact", artefacts=(art, ArtefactRange("illumination", 0, 300)))
+    data = config.to_dict()
+    assert data["artefacts"] == [["gaussian_noise", 0.0, 100.0, 0.5],
+                                 ["illumination", 0, 300]]  # p = 1 is not written
+    assert TrainConfig.from_dict(data) == config
+    with pytest.raises(InputError, match="p expects a probability in"):
+        recipe_config("artefact", artefacts=(ArtefactRange("gaussian_noise", 0, 10, 0.0),))
+    with pytest.raises(InputError, match="name:low:high:p"):
+        ArtefactRange.parse("gaussian_noise:0:100:0.5:1")
+
+
+def test_artefact_probability_leaves_that_share_of_patches_untouched():
+    from cellrobust.training.augment import apply_artefacts
+
+    image = np.full((16, 16), 100.0, np.float32)
+    half = recipe_config("artefact", artefacts=(ArtefactRange("gaussian_noise", 50, 60, 0.3),))
+    rng = np.random.default_rng(0)
+    drawn = [len(apply_artefacts(image, half, name="x", rng=rng)[1]) for _ in range(400)]
+    assert 0.24 < np.mean(drawn) < 0.36  # binomial(400, 0.3): sd 0.023
+    always = recipe_config("artefact", artefacts=(ArtefactRange("gaussian_noise", 50, 60),))
+    a = apply_artefacts(image, always, name="x", rng=np.random.default_rng(1))
+    b = apply_artefacts(image, always, name="x", rng=np.random.default_rng(1))
+    first = np.random.default_rng(1).uniform(50, 60)  # p = 1 draws no coin: stream unchanged
+    assert a[1][0]["value"] == first and np.array_equal(a[0], b[0])

@@ -48,8 +48,9 @@ def _register_train(subparsers) -> None:
                    "(more epochs, patience, workers, threads), and recorded")
     p.add_argument("--overwrite", action="store_true",
                    help="train into an --out folder that holds an earlier run or other files")
-    p.add_argument("--artefact", action="append", default=[], metavar="NAME:LOW:HIGH",
-                   help="add a training artefact with severity ~ U(LOW, HIGH) (repeatable)")
+    p.add_argument("--artefact", action="append", default=[], metavar="NAME:LOW:HIGH[:P]",
+                   help="add a training artefact with severity ~ U(LOW, HIGH), applied to a "
+                        "share P of the patches (default 1: all; repeatable)")
     g = p.add_argument_group("overrides (default: the recipe's value)")
     for flag, kind in (("epochs", int), ("batch-size", int), ("lr", float), ("patience", int),
                        ("patch-size", int), ("patches-per-frame", int),

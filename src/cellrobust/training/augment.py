@@ -111,7 +111,8 @@ def _affine(image: np.ndarray, mask: np.ndarray, params: dict[str, Any],
 
 def apply_artefacts(image: np.ndarray, config: TrainConfig, *, name: str,
                     rng: int | np.random.Generator | None) -> tuple[np.ndarray, list[dict]]:
-    """Apply each configured artefact to ``image`` only, severity ~ U(low, high).
+    """Apply each configured artefact to ``image`` only, with probability ``p``, severity
+    ~ U(low, high).
 
     Returns the float32 image and one dict per artefact (``name``, ``value`` and the
     artefact's drawn parameters).
@@ -125,6 +126,8 @@ def apply_artefacts(image: np.ndarray, config: TrainConfig, *, name: str,
     drawn = []
     sample = Sample(image=np.asarray(image, dtype=np.float32), labels=None, name=name)
     for art in config.artefacts:
+        if art.p < 1.0 and gen.random() >= art.p:  # p = 1 draws nothing: streams as before
+            continue
         value = float(gen.uniform(art.low, art.high))
         sample, params = artefacts.apply(sample, art.name, value, rng=gen)
         drawn.append({"name": art.name, "value": value, **params})

@@ -36,23 +36,35 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass(frozen=True)
 class ArtefactRange:
-    """One training artefact: its registry name and the severity drawn uniformly in [low, high]."""
+    """One training artefact: its registry name, the severity drawn uniformly in [low, high],
+    and the probability ``p`` that a patch gets it at all (``1``: every patch).
+
+    With several artefacts at ``p = 1`` hardly any training patch is near-clean (two ranges
+    drawn independently from 0 leave ~0.5 % of patches below a tenth of both); ``p < 1``
+    keeps clean and single-artefact patches in the mix, as augmentation libraries do
+    (albumentations' per-transform ``p``).
+    """
 
     name: str
     low: float
     high: float
+    p: float = 1.0
 
     @classmethod
     def parse(cls, text: str) -> "ArtefactRange":
-        """Parse ``"name:low:high"`` (e.g. ``"speckle:0:0.05"``)."""
+        """Parse ``"name:low:high"`` or ``"name:low:high:p"`` (e.g. ``"speckle:0:0.05:0.5"``)."""
         parts = str(text).split(":")
         try:
-            if len(parts) != 3:
+            if len(parts) not in (3, 4):
                 raise ValueError
-            return cls(parts[0], float(parts[1]), float(parts[2]))
+            return cls(parts[0], *(float(v) for v in parts[1:]))
         except ValueError:
-            raise InputError(f"artefact: expected 'name:low:high' such as 'speckle:0:0.05', "
-                             f"got {text!r}") from None
+            raise InputError(f"artefact: expected 'name:low:high' or 'name:low:high:p' such as "
+                             f"'speckle:0:0.05' or 'speckle:0:0.05:0.5', got {text!r}") from None
+
+    def to_list(self) -> list:
+        """``[name, low, high]``, with ``p`` appended only when it is not 1 (older records)."""
+        return [self.name, self.low, self.high] + ([self.p] if self.p != 1.0 else [])
 
 
 @dataclass(frozen=True)
@@ -182,7 +194,7 @@ class TrainConfig:
         data = dataclasses.asdict(self)
         data["model"] = self.model.to_dict()
         data["scale_range"] = list(self.scale_range)
-        data["artefacts"] = [[a.name, a.low, a.high] for a in self.artefacts]
+        data["artefacts"] = [a.to_list() for a in self.artefacts]
         return data
 
     @classmethod
@@ -214,6 +226,9 @@ def _artefact_errors(artefacts: tuple[ArtefactRange, ...]) -> list[str]:
         elif not art.low <= art.high:
             errors.append(f"artefacts: {art.name} range expects low <= high, "
                           f"got {art.low}..{art.high}")
+        if not (isinstance(art.p, (int, float)) and 0 < art.p <= 1):
+            errors.append(f"artefacts: {art.name} p expects a probability in (0, 1], "
+                          f"got {art.p!r}")
     return errors
 
 
