@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config):
+    """Tests (and the CLI subprocesses they start) keep their caches out of ``~/.cache``."""
+    root = tempfile.mkdtemp(prefix="cellrobust-test-cache-")
+    os.environ.setdefault("CELLROBUST_CACHE_DIR", root)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(root, "inductor"))
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,27 @@ def test_cellpose_provenance(cellpose_segmenter, cellpose_file):
     json.dumps(prov)
 
 
+def test_cellpose_sam_with_a_smaller_vit_loads_without_patching(cellpose_file,
+                                                               cellpose_segmenter, monkeypatch):
+    # cellpose 4 builds every CPSAM around ViT-L; the adapter reads the file's ViT sizes
+    # from its tensor shapes and builds that encoder instead (the state of a study's CLI run)
+    if hasattr(sys.modules["cellpose.models"], "Cellpose"):
+        pytest.skip("cellpose 3.x: no Cellpose-SAM")
+    import segment_anything
+    from segment_anything.build_sam import build_sam_vit_l
+
+    registry_ = segment_anything.sam_model_registry
+    monkeypatch.setitem(registry_, "vit_l", build_sam_vit_l)  # undo the fixture's patch
+    seg = build_segmenter(f"cp=cellpose:{cellpose_file},cellprob_threshold=-6,"
+                          "flow_threshold=0,min_size=-1,gpu=false")
+    assert registry_["vit_l"] is build_sam_vit_l  # restored after loading
+    assert seg.provenance()["encoder"] == {"embed_dim": 32, "depth": 1, "num_heads": 2,
+                                           "global_attn": [0]}
+    assert sum(p.numel() for p in seg.model.net.parameters()) < 2_000_000
+    image = _blobs(seed=6)[None]
+    np.testing.assert_array_equal(seg.segment(image), cellpose_segmenter.segment(image))
+
+
 def test_cellpose_detects_only_unambiguous_files(cellpose_file, tmp_path):
     from cellrobust.segmenters.cellpose import is_cellpose_file
 

@@ -137,6 +137,23 @@ def test_options_describe_a_file_without_metadata(exported, tmp_path, images, re
     np.testing.assert_array_equal(seg.segment(images["500x700"]), reference["500x700"])
 
 
+@pytest.mark.parametrize("kind, name", [("onnx", "weights.onnx"),
+                                        ("torchscript", "weights_torchscript.pt")])
+def test_package_weights_get_the_normalisation_their_metadata_names(exported, images,
+                                                                     reference, kind, name):
+    # the package's graphs take normalised input ("input": "normalised", "minmax"): the
+    # adapter applies the metadata's normalisation, as for a checkpoint (an export of a
+    # percentile checkpoint has only these as its ONNX: its whole-graph export fails)
+    path = exported["folder"] / name
+    seg = build_segmenter(f"{kind}:{path}")
+    assert seg.metadata["input"] == "normalised" and seg.contract.normalisation == "minmax"
+    assert not seg.contract.raw_input
+    np.testing.assert_array_equal(seg.segment(images["576x720"]), reference["576x720"])
+    raw = build_segmenter(f"{kind}:{path},normalisation=none")  # an option still wins
+    assert raw.contract.normalisation == "none"
+    assert not np.array_equal(raw.segment(images["576x720"]), reference["576x720"])
+
+
 @pytest.mark.parametrize("where", ["bioimageio", "folder"])
 def test_bioimageio_adapter_matches_the_checkpoint(exported, images, reference, where):
     seg = build_segmenter(f"bioimageio:{exported[where]}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 
 import numpy as np
@@ -179,3 +181,21 @@ def test_compiled_path_agrees_with_eager(net, tmp_path):
     sample = normalise(_images(2, 64, 64), "minmax").astype(np.float32)
     plan = runner.plan(sample, batch_size=2)
     assert plan.backend == "compile" and plan.agreement >= AGREEMENT
+
+
+def test_configure_threads_points_inductor_at_the_persistent_cache(monkeypatch, tmp_path):
+    from cellrobust.models.fastpath import compile_cache_dir
+    from cellrobust.stages._runtime import configure_threads
+
+    monkeypatch.setenv("CELLROBUST_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")  # restored after the test
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS"):  # set: configure_threads keeps them
+        monkeypatch.setenv(name, os.environ.get(name, "PASSIVE" if "WAIT" in name else "2"))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # no process-wide change
+    configure_threads(threads=1)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    assert compile_cache_dir() == tmp_path / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")  # the user's choice is kept
+    configure_threads(threads=1)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/elsewhere"

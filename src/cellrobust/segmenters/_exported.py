@@ -25,8 +25,8 @@ NORMALISATIONS = ("max", "minmax", "none", "percentile")
 #: Options of the ``onnx:`` and ``torchscript:`` kinds.
 OPTIONS: dict[str, str] = {
     "normalisation": "input scaling the adapter applies: max, minmax, percentile or none "
-                     "(default: none; not allowed when the file's cellrobust metadata says the "
-                     "graph normalises itself)",
+                     "(default: the metadata's for a graph exported for normalised input, else "
+                     "none; not allowed when the metadata says the graph normalises itself)",
     "multiple": "frame sides are padded to a multiple of this, px (default: metadata, else 1)",
     "halo": "context px reflected onto each side, rounded up to the multiple (default: "
             "metadata, else 0)",
@@ -65,7 +65,11 @@ def resolve_contract(spec, metadata: dict[str, Any] | None) -> Contract:
         raise InputError(f"segmenter {spec}: the file's cellrobust metadata says the graph "
                          f"normalises its input itself ({meta.get('normalisation')}); drop "
                          "the normalisation option")
-    contract = Contract(normalisation=str(opts.get("normalisation", "none")), raw_input=raw,
+    # a graph exported for normalised input (the bioimage.io package's weights: "input":
+    # "normalised") expects the metadata's normalisation to be applied before it
+    default = str(meta.get("normalisation", "none")) if meta.get("input") == "normalised" \
+        else "none"
+    contract = Contract(normalisation=str(opts.get("normalisation", default)), raw_input=raw,
                         multiple=int(opts.get("multiple", meta.get("multiple", 1))),
                         halo=int(opts.get("halo", meta.get("halo", 0))),
                         output=str(opts.get("output", meta.get("output", "probability"))))

@@ -6,7 +6,9 @@ A library function never calls ``torch.set_num_threads``; the command line calls
 may run on (its CPU affinity, which container and ``taskset`` limits respect), divided among
 the worker processes, so there are never more runnable compute threads than cores. Idle OpenMP
 threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless the user set it): on a
-shared machine spinning threads burn the cores other processes need.
+shared machine spinning threads burn the cores other processes need. Compiled graphs persist
+across processes in :func:`cellrobust.models.fastpath.compile_cache_dir` (inductor's
+``TORCHINDUCTOR_CACHE_DIR``, unless the user set it), so compilation is paid once per machine.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def available_cores() -> int:
 
 
 def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
-    """Set the OpenMP wait policy and torch's intra-op threads; return the thread count.
+    """Set the OpenMP wait policy, torch's intra-op threads and the persistent compile cache;
+    return the thread count.
 
     Parameters
     ----------
@@ -35,8 +38,11 @@ def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
     threads : int, optional
         Explicit thread count (overrides the division).
     """
+    from cellrobust.models.fastpath import compile_cache_dir
+
     count = max(1, int(threads) if threads else available_cores() // max(1, int(workers)))
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     os.environ.setdefault("OMP_NUM_THREADS", str(count))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(count)
