@@ -132,10 +132,13 @@ def illumination(z: np.ndarray, *, reference=None, rng=None, n_boot: int = N_BOO
                     "(no reference: min-max gain unknown)", **detail)
     _, (k, k_reps) = gain
     n = min(len(a_reps), len(k_reps))
-    boot = np.maximum(a_reps[:n], 0) / k_reps[:n]
+    k_n = np.asarray(k_reps[:n], dtype=float)  # gain 0: no cell contrast left (noise swamps it)
+    boot = np.where(k_n > 0, np.maximum(a_reps[:n], 0) / np.where(k_n > 0, k_n, 1.0), math.nan)
     detail.update(gain=k, reference_amplitude=float(reference.floors.get("illumination",
                                                                           math.nan)))
-    return make("illumination", (max(a_point, 0.0) / k, *interval(boot, n_boot)),
+    point = max(a_point, 0.0) / k if k > 0 else math.nan
+    return make("illumination", (point, *interval(boot, n_boot)),
                 "blob + plane fit to the median-filtered background; reference (raw) gray "
-                "levels via the cell-contrast gain", signed_amplitude=float(coef[3]) / k,
+                "levels via the cell-contrast gain",
+                signed_amplitude=float(coef[3]) / k if k > 0 else math.nan,
                 **detail)

@@ -7,7 +7,17 @@ between grid points on the axis :func:`severity_axis` (``1 / photons`` for ``poi
 ``100 - quality`` for ``jpeg``, the value itself otherwise), clamped to the grid's ends (flagged
 ``beyond_grid``). The 95 % interval combines two sources in one bootstrap: replicate ``b``
 resamples the study's *frames* (``table.frame_of``; the same resample for every segmenter) and
-draws the severity from a normal distribution matching the estimate's own interval.
+draws the severity from a normal distribution matching the estimate's own interval. That
+interval is the uncertainty of the *curve* (the pooled score of many images); one image scatters
+around it far more, so every prediction also carries a per-image 95 % prediction interval
+(``pi_low``, ``pi_high``): the 2.5 and 97.5 % quantiles of the study's per-image scores,
+interpolated on the severity axis and taken over the estimate's own interval (the widest span
+between its ends).
+
+The identity point of every curve is the study's raw clean reference (rows ``artefact ==
+"none"``, the unmodified images) when the table has it, not the artefact's level 0: for
+illumination and noise that level is the studies' min-max rescaled image, which alone can cost
+a model much (a user's unmodified image is not rescaled).
 
 Trusted range (``trusted_ranges``): the largest severity up to which the curve stays at or above
 ``tolerance x clean`` (and ``floor``), linear interpolation to the first crossing; two-sided
@@ -25,7 +35,7 @@ import pandas as pd
 from cellrobust._rng import derive_rng
 from cellrobust._validation import DataError, check_choice, check_range
 from cellrobust.diagnose.api import TWO_SIDED
-from cellrobust.table import frame_of
+from cellrobust.table import CLEAN, frame_of
 
 METRICS = ("jaccard", "dice")
 #: Diagnosed artefact -> study artefacts that share its parameter and unit.
@@ -66,19 +76,30 @@ def study_curves(table: pd.DataFrame, *, metric: str = "jaccard", n_boot: int = 
     from cellrobust import artefacts
 
     out = {}
-    data = table[table["artefact"].isin(artefacts.names())]  # raw clean rows ("none") aside
-    data = data.assign(frame=data["sample"].map(frame_of))
+    table = table.assign(frame=table["sample"].map(frame_of))
+    raw = table[table["artefact"] == CLEAN]
+    data = table[table["artefact"].isin(artefacts.names())]
     for art, rows in data.groupby("artefact", sort=True):
         frames = sorted(rows["frame"].unique())
         idx = derive_rng(seed, "diagnose-boot", art).integers(0, len(frames),
                                                               (int(n_boot), len(frames)))
         for seg, part in rows.groupby("segmenter", sort=True):
-            out[(seg, art)] = _curve(part, frames, idx, art, metric)
+            out[(seg, art)] = _curve(part, raw[raw["segmenter"] == seg], frames, idx, art,
+                                     metric)
     return out
 
 
-def _curve(part, frames, idx, art, metric):
+def _curve(part, raw, frames, idx, art, metric):
+    """One curve; ``raw`` (the segmenter's clean reference rows, maybe empty) replaces the
+    artefact's identity level when it covers the same images."""
     sev = np.array(sorted(part["severity"].unique(), key=lambda v: severity_axis(art, v)))
+    identity = _identity(art)
+    clean_i = int(np.argmin(np.abs(severity_axis(art, sev) - severity_axis(art, identity))))
+    same = not raw.empty and set(raw["sample"]) == set(
+        part.loc[part["severity"] == sev[clean_i], "sample"])
+    if same:
+        part = pd.concat([part[part["severity"] != sev[clean_i]],
+                          raw.assign(severity=sev[clean_i])])
     per = part.groupby(["severity", "frame"])[["tp_px", "fp_px", "fn_px"]].sum()
     counts = np.zeros((len(sev), len(frames), 3))
     pos = {f: i for i, f in enumerate(frames)}
@@ -87,11 +108,14 @@ def _curve(part, frames, idx, art, metric):
     value = _metric(*counts.sum(axis=1).T, metric)
     boot = counts[:, idx].sum(axis=2)  # (S, B, 3)
     reps = _metric(boot[..., 0], boot[..., 1], boot[..., 2], metric).T  # (B, S)
-    identity = _identity(art)
-    clean_i = int(np.argmin(np.abs(severity_axis(art, sev) - severity_axis(art, identity))))
+    one = part.assign(m=_metric(part["tp_px"].to_numpy(float), part["fp_px"].to_numpy(float),
+                                part["fn_px"].to_numpy(float), metric))
+    spread = one.groupby("severity")["m"].quantile([0.025, 0.975]).unstack().loc[sev]
     return {"severity": sev, "x": severity_axis(art, sev), "value": value, "reps": reps,
+            "image_quantiles": spread.to_numpy(float),  # (S, 2): one image's 95 % range
             "unit": str(part["unit"].iloc[0]) if "unit" in part else "",
-            "clean": float(value[clean_i]), "clean_index": clean_i, "n_frames": len(frames)}
+            "clean": float(value[clean_i]), "clean_index": clean_i, "n_frames": len(frames),
+            "clean_source": CLEAN if same else "level 0"}
 
 
 def _identity(art: str) -> float:
@@ -197,7 +221,8 @@ def predict(diagnosis: pd.DataFrame, table: pd.DataFrame, *, metric: str = "jacc
     -------
     DataFrame
         ``image, artefact, study_artefact, severity, unit, segmenter, predicted, ci_low,
-        ci_high, clean, trusted, trusted_low, outside_trusted, beyond_grid``.
+        ci_high`` (95 % interval of the curve), ``pi_low, pi_high`` (95 % prediction interval
+        for one image), ``clean, trusted, trusted_low, outside_trusted, beyond_grid``.
     """
     curves = study_curves(table, metric=metric, n_boot=n_boot, seed=seed)
     trusted = trusted_ranges(table, metric=metric, tolerance=tolerance, curves=curves,
@@ -225,7 +250,20 @@ def _predict_one(cur, art, d, seed) -> dict:
     ci = np.quantile(boot, [0.025, 0.975]) if boot.size else (math.nan, math.nan)
     beyond = bool(np.isfinite(x) and (x > cur["x"].max() or x < cur["x"].min()))
     return {"predicted": pred, "ci_low": float(ci[0]), "ci_high": float(ci[1]),
-            "clean": cur["clean"], "beyond_grid": beyond}
+            **_image_interval(cur, x, lo, hi), "clean": cur["clean"], "beyond_grid": beyond}
+
+
+def _image_interval(cur, x, lo, hi) -> dict:
+    """Per-image 95 % prediction interval: the study images' 2.5-97.5 % quantiles over the
+    severity span ``[lo, hi]`` (its ends interpolated, the grid points inside it included)."""
+    if not np.isfinite(x):
+        return {"pi_low": math.nan, "pi_high": math.nan}
+    ends = [v for v in (lo, hi) if np.isfinite(v)] or [x]
+    a, b = min(ends + [x]), max(ends + [x])
+    xs = np.concatenate([[a, b], cur["x"][(cur["x"] > a) & (cur["x"] < b)]])
+    q = cur["image_quantiles"]
+    return {"pi_low": float(np.interp(xs, cur["x"], q[:, 0]).min()),
+            "pi_high": float(np.interp(xs, cur["x"], q[:, 1]).max())}
 
 
 def _trust_flags(tr, art, estimate) -> dict:
@@ -244,6 +282,7 @@ def recommend(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     Per image and segmenter the *binding* prediction is the lowest over the image's diagnosed
     artefacts (the study varies one artefact at a time, so no interaction is modelled); the
     recommended segmenter maximises it. For the set: the highest mean binding prediction.
+    Undefined (NaN) predictions are left out; an image with none is not recommended for.
 
     Returns
     -------
@@ -257,7 +296,11 @@ def recommend(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     if predictions.empty:
         raise DataError("predictions: empty; the study covers none of the diagnosed artefacts")
-    worst = predictions.loc[predictions.groupby(["image", "segmenter"])["predicted"].idxmin()]
+    finite = predictions[np.isfinite(predictions["predicted"].to_numpy(float))]
+    if finite.empty:
+        raise DataError("predictions: no finite prediction; every diagnosed severity is "
+                        "undefined (NaN estimates: see diagnosis.csv)")
+    worst = finite.loc[finite.groupby(["image", "segmenter"])["predicted"].idxmin()]
     outside = predictions.groupby(["image", "segmenter"])["outside_trusted"].any()
     worst = worst.assign(outside_trusted=[outside[(i, s)] for i, s in
                                           zip(worst["image"], worst["segmenter"])])
