@@ -197,3 +197,15 @@ def test_curves_start_from_the_raw_clean_reference_not_the_rescaled_level_0():
     assert predict(diag, table, n_boot=20)["predicted"].tolist() == pytest.approx([0.7, 0.7])
     curve = study_curves(with_raw, n_boot=20)[("fragile", "gaussian_noise")]
     assert curve["clean_source"] == "none" and curve["clean"] == pytest.approx(1.0)
+
+
+def test_an_undetected_artefact_is_predicted_at_the_clean_point():
+    """Clean frames read the references' own floor (e.g. illumination A ~ 41 on PSC);
+    interpolating at it would predict a min-max-sensitive model a cost it does not pay."""
+    diag = pd.DataFrame([{"image": "x", "artefact": "gaussian_noise", "estimate": 25.0,
+                          "ci_low": 20.0, "ci_high": 30.0, "unit": "gray levels",
+                          "detected": flag} for flag in (True, False)])
+    diag["image"] = ["seen", "unseen"]
+    out = predict(diag, _linear_table(), n_boot=20).set_index(["image", "segmenter"])
+    assert out.loc[("seen", "fragile"), "predicted"] == pytest.approx(0.8, abs=2e-3)
+    assert out.loc[("unseen", "fragile"), "predicted"] == pytest.approx(1.0)

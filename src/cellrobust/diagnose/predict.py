@@ -5,7 +5,9 @@ severity (:mod:`cellrobust.table`). For one segmenter and artefact the curve is 
 (micro) metric per severity; the prediction at an estimated severity is linear interpolation
 between grid points on the axis :func:`severity_axis` (``1 / photons`` for ``poisson``,
 ``100 - quality`` for ``jpeg``, the value itself otherwise), clamped to the grid's ends (flagged
-``beyond_grid``). The 95 % interval combines two sources in one bootstrap: replicate ``b``
+``beyond_grid``); an artefact the diagnosis did not detect (``detected`` False: the estimate
+is within what the clean reference images read) is predicted at the identity. The 95 %
+interval combines two sources in one bootstrap: replicate ``b``
 resamples the study's *frames* (``table.frame_of``; the same resample for every segmenter) and
 draws the severity from a normal distribution matching the estimate's own interval. That
 interval is the uncertainty of the *curve* (the pooled score of many images); one image scatters
@@ -60,14 +62,20 @@ def _metric(tp, fp, fn, metric):
         return np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
 
 
+CLEAN_POINTS = ("raw", "level0")
+
+
 def study_curves(table: pd.DataFrame, *, metric: str = "jaccard", n_boot: int = 1000,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, clean: str = "raw") -> dict:
     """Curves with frame-bootstrap replicates: ``{(segmenter, artefact): dict}``.
 
     Each value holds ``x`` (severity axis, ascending), ``severity``, ``value`` (S,),
-    ``reps`` (n_boot, S), ``unit``, ``clean`` and ``n_frames``.
+    ``reps`` (n_boot, S), ``unit``, ``clean`` and ``n_frames``. ``clean="raw"``: the
+    identity point is the raw clean reference when the table has it (for unmodified images);
+    ``"level0"``: the artefact's own level 0 (for images min-max rescaled as the study's).
     """
     check_choice("metric", metric, METRICS)
+    check_choice("clean", clean, CLEAN_POINTS)
     need = {"segmenter", "artefact", "severity", "sample", "tp_px", "fp_px", "fn_px"}
     missing = sorted(need - set(table.columns))
     if missing:
@@ -77,7 +85,7 @@ def study_curves(table: pd.DataFrame, *, metric: str = "jaccard", n_boot: int = 
 
     out = {}
     table = table.assign(frame=table["sample"].map(frame_of))
-    raw = table[table["artefact"] == CLEAN]
+    raw = table[table["artefact"] == CLEAN] if clean == "raw" else table.iloc[:0]
     data = table[table["artefact"].isin(artefacts.names())]
     for art, rows in data.groupby("artefact", sort=True):
         frames = sorted(rows["frame"].unique())
@@ -207,7 +215,8 @@ def _from_axis(art: str, x: float) -> float:
 
 
 def predict(diagnosis: pd.DataFrame, table: pd.DataFrame, *, metric: str = "jaccard",
-            tolerance: float = 0.9, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+            tolerance: float = 0.9, n_boot: int = 1000, seed: int = 0,
+            clean: str = "raw") -> pd.DataFrame:
     """Each segmenter's predicted metric at every diagnosed severity the study covers.
 
     Parameters
@@ -216,6 +225,9 @@ def predict(diagnosis: pd.DataFrame, table: pd.DataFrame, *, metric: str = "jacc
         :func:`~cellrobust.diagnose.diagnose_images` output.
     table : DataFrame
         The study's results table.
+    clean : {"raw", "level0"}
+        Identity point of the curves (:func:`study_curves`): ``"raw"`` for unmodified images,
+        ``"level0"`` for images min-max rescaled as the study's corrupted ones.
 
     Returns
     -------
@@ -224,7 +236,7 @@ def predict(diagnosis: pd.DataFrame, table: pd.DataFrame, *, metric: str = "jacc
         ci_high`` (95 % interval of the curve), ``pi_low, pi_high`` (95 % prediction interval
         for one image), ``clean, trusted, trusted_low, outside_trusted, beyond_grid``.
     """
-    curves = study_curves(table, metric=metric, n_boot=n_boot, seed=seed)
+    curves = study_curves(table, metric=metric, n_boot=n_boot, seed=seed, clean=clean)
     trusted = trusted_ranges(table, metric=metric, tolerance=tolerance, curves=curves,
                              n_boot=n_boot, seed=seed).set_index(["segmenter", "artefact"])
     rows = []
@@ -240,8 +252,13 @@ def predict(diagnosis: pd.DataFrame, table: pd.DataFrame, *, metric: str = "jacc
 
 
 def _predict_one(cur, art, d, seed) -> dict:
-    x = severity_axis(art, d["estimate"])
-    lo, hi = (severity_axis(art, d[k]) for k in ("ci_low", "ci_high"))
+    """Prediction at the estimate; an artefact not detected (the estimate within what the
+    reference images themselves read) is predicted at the identity, the clean point."""
+    if not bool(d.get("detected", True)):  # NaN (no verdict) counts as detected
+        x = lo = hi = float(severity_axis(art, _identity(art)))
+    else:
+        x = severity_axis(art, d["estimate"])
+        lo, hi = (severity_axis(art, d[k]) for k in ("ci_low", "ci_high"))
     sd = abs(hi - lo) / (2 * 1.96) if np.isfinite(lo) and np.isfinite(hi) else 0.0
     n = len(cur["reps"])
     draws = derive_rng(seed, "diagnose-sev", str(d["image"]), art).normal(x, sd, n) if n else []
