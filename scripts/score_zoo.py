@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     from cellrobust.report import ReportOptions, build_report
+    from cellrobust.segmenters.spec import parse_spec
     from cellrobust.stages import sweep as stage
     from cellrobust.sweep import Execution, SweepConfig
 
@@ -42,7 +43,7 @@ def main(argv=None) -> None:
                                      split="validation", patches=6, patch_size=256,
                                      execution=Execution(overwrite=args.overwrite)))
     build_report(args.out, ReportOptions(n_boot=args.n_boot))
-    print(table(args.out, segs))
+    print(table(args.out, [parse_spec(s).name for s in segs]))
 
 
 def table(folder: Path, segmenters) -> str:
