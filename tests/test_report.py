@@ -231,3 +231,27 @@ def test_clean_reference_is_one_image_and_the_minmax_level_0_is_its_own_row(tmp_
     assert section.count("-0.200") == len(scores["segmenter"].unique())
     assert "| gaussian_noise |" in section  # zoom's level 0 is the raw image: not listed
     assert "Clean reference: raw images vs the studies" in (folder / "report.html").read_text()
+
+
+def test_models_view_lists_every_model_with_its_provenance():
+    from cellrobust.report.summary import markdown_table
+    from cellrobust.report.tables import models_view
+
+    run = {"models": {
+        "cp": {"spec": "cellpose:m/cellpose_x,flow_threshold=0", "kind": "cellpose",
+               "target": "m/cellpose_x", "sha256": "ab" * 32,
+               "encoder": {"embed_dim": 32, "depth": 1}, "options": {"flow_threshold": 0},
+               "versions": {"cellrobust": "0.1.0", "cellpose": "4.2.1.1"}},
+        "dog_otsu": {"kind": "baseline", "target": "dog_otsu", "options": {"sigma_low": 4.7}},
+        "sd": {"kind": "stardist", "target": "m/sd", "sha256": "cd" * 32,
+               "thresholds": {"prob": 0.758436, "nms": 0.3}, "n_rays": 32}}}
+    view = models_view(run)
+    assert list(view["model"]) == ["cp", "DoG + Otsu", "sd"]
+    cp = view.iloc[0]
+    assert cp["SHA-256"] == "ab" * 6 and cp["kind"] == "cellpose"
+    assert cp["options"] == "flow_threshold=0" and "cellrobust" not in cp["versions"]
+    assert cp["details"] == "encoder=(embed_dim=32, depth=1)"
+    assert view.iloc[1]["SHA-256"] == "—"
+    assert view.iloc[2]["details"] == "n_rays=32, thresholds=(prob=0.7584, nms=0.3)"
+    assert "| cp | cellpose |" in markdown_table(view)
+    assert models_view({}) is None and models_view(None) is None

@@ -22,7 +22,8 @@ from cellrobust.report.html import Figure, ReportContent, render_html
 from cellrobust.report.strategies import strategy_report
 from cellrobust.report.style import display_name, number, severity_text
 from cellrobust.report.summary import summary_markdown
-from cellrobust.report.tables import clean_reference_view, paired_view, scores_view, trusted_view
+from cellrobust.report.tables import (clean_reference_view, models_view, paired_view,
+                                     scores_view, trusted_view)
 from cellrobust.report.verdict import eligible, make_verdict
 
 __all__ = ["ReportOptions", "build_report", "findings", "read_results"]
@@ -313,12 +314,12 @@ def build_report(results_dir: str | Path, options: ReportOptions = ReportOptions
                             figures=figs, artefacts=_artefact_table(table), findings=finds,
                             paired=None if paired is None else paired_view(paired), files=files,
                             verdict=verdict, trusted=trusted_view(trusted, params),
-                            strategies=strategies, 
+                            strategies=strategies, models=models_view(run),
                             clean_reference=clean_reference_view(curves, score_table))
     out = write_text(folder / "report.html", render_html(content))
     write_text(folder / "summary.md", summary_markdown(
         title=opts.title, folder=folder, verdict=verdict, trusted=content.trusted,
         findings=finds, scores=content.scores, figures=figs, files=files, run=run,
         metric=opts.metric, average=opts.average, reference=opts.reference,
-        clean_reference=content.clean_reference))
+        clean_reference=content.clean_reference, models=content.models))
     return out

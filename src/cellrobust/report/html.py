@@ -95,6 +95,7 @@ class ReportContent:
     trusted: pd.DataFrame | None = None
     strategies: object | None = None  # report.strategies.StrategySection
     clean_reference: pd.DataFrame | None = None  # raw clean vs the studies' min-max level 0
+    models: pd.DataFrame | None = None  # provenance per model (study.json 'models')
 
 
 CSS = """
@@ -190,7 +191,8 @@ def render_html(content: ReportContent) -> str:
         f"<h1>{_esc(content.title)}</h1>",
         "<nav><a href='#verdict'>Verdict</a><a href='#trusted'>Trusted range</a>"
         "<a href='#findings'>Findings</a><a href='#scores'>Scores</a>"
-        "<a href='#figures'>Figures</a><a href='#artefacts'>Artefacts</a>"
+        "<a href='#models'>Models</a><a href='#figures'>Figures</a>"
+        "<a href='#artefacts'>Artefacts</a>"
         "<a href='#glossary'>Glossary</a><a href='#run'>What was run</a></nav>",
         *_verdict_section(content),
         "<h2 id='findings'>Findings</h2><div class='find'><ul>",
@@ -216,6 +218,11 @@ def render_html(content: ReportContent) -> str:
         else:
             parts += [head, _table(content.paired)]
     parts += _strategies_section(content.strategies)
+    if content.models is not None and not content.models.empty:
+        parts += ["<h2 id='models'>Models</h2>",
+                  "<p>Every judged model side by side with its provenance: kind, file, SHA-256 "
+                  "(first 12 digits; the full record is in <code>study.json</code>), options "
+                  "and library versions.</p>", _table(content.models)]
     parts.append("<h2 id='figures'>Figures</h2>")
     parts += [_figure(f, i) for i, f in enumerate(content.figures, start=1)]
     parts += ["<h2 id='artefacts'>Artefacts</h2>", _table(content.artefacts)]

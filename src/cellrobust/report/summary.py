@@ -22,7 +22,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def summary_markdown(*, title, folder, verdict, trusted, findings, scores, figures, files,
-                     run, metric, average, reference, clean_reference=None) -> str:
+                     run, metric, average, reference, clean_reference=None,
+                     models=None) -> str:
     """The whole ``summary.md`` text."""
     parts = [f"# {title}", "", f"Results: `{folder}`", "", "## Verdict", ""]
     parts += [f"- {c}" for c in verdict.claims] or ["- no recommendation"]
@@ -34,6 +35,9 @@ def summary_markdown(*, title, folder, verdict, trusted, findings, scores, figur
     if clean_reference is not None:
         parts += ["### Clean reference: raw images vs the studies' min-max rescale", "",
                   markdown_table(clean_reference), ""]
+    if models is not None and not models.empty:
+        parts += ["## Models", "", "Provenance of every judged model (full record: "
+                  "`study.json`, key `models`).", "", markdown_table(models), ""]
     parts += ["## Figures", ""]
     parts += [f"- {f.title}: `{f.png.relative_to(folder)}`" for f in figures]
     parts += ["", "## Files", ""] + [f"- `{n}`: {d}" for n, d in files]

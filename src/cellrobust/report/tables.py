@@ -3,6 +3,9 @@ severity, display names, "—" with the reason for an undefined score."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +13,8 @@ from cellrobust.report.style import display_name, number, severity_text
 from cellrobust.report.verdict import trusted_text
 from cellrobust.table import CLEAN
 
-__all__ = ["clean_reference_view", "paired_view", "scores_view", "trusted_view"]
+__all__ = ["clean_reference_view", "models_view", "paired_view", "scores_view",
+           "trusted_view"]
 
 RAW = "raw images (the clean reference)"
 RESCALED = "min-max rescaled (the studies' level 0)"
@@ -113,3 +117,42 @@ def clean_reference_view(curves: pd.DataFrame, scores: pd.DataFrame) -> pd.DataF
                      "difference": f"{first['value'] - ref['value']:+.3f}",
                      "rescaled at level 0": ", ".join(mine["artefact"])})
     return pd.DataFrame(rows) if rows else None
+
+
+#: Provenance entries shown as a model's "details" (when present), in this order.
+_DETAILS = ("contract", "model", "encoder", "n_rays", "thresholds", "api", "pretrained")
+
+
+def _compact(value, nested: bool = False) -> str:
+    """``k=v, k2=(a=1, b=2), k3=[1, 2]``: a provenance entry on one line."""
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}={_compact(v, True)}" for k, v in value.items() if v is not None)
+        return f"({text})" if nested else text
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_compact(v, True) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return json.dumps(value) if isinstance(value, str) and "," in value else str(value)
+
+
+def models_view(run: Mapping | None) -> pd.DataFrame | None:
+    """One row per judged model from the run's provenance (``study.json`` ``models``): kind,
+    target, SHA-256 (first 12 hex digits; the full one is in ``study.json``), the options,
+    kind-specific details (contract, weights, encoder, thresholds) and library versions.
+    None when the run recorded no provenance (e.g. a bare sweep)."""
+    models = (run or {}).get("models")
+    if not isinstance(models, Mapping) or not models:
+        return None
+    rows = []
+    for name, prov in models.items():
+        prov = prov if isinstance(prov, Mapping) else {}
+        sha = prov.get("sha256")
+        details = {k: prov[k] for k in _DETAILS if prov.get(k) not in (None, {}, [])}
+        versions = {k: v for k, v in (prov.get("versions") or {}).items() if k != "cellrobust"}
+        rows.append({"model": display_name(name), "kind": str(prov.get("kind", "")),
+                     "target": str(prov.get("target", "")),
+                     "SHA-256": str(sha)[:12] if sha else "—",
+                     "options": _compact(prov.get("options") or {}) or "—",
+                     "details": _compact(details) or "—",
+                     "versions": ", ".join(f"{k} {v}" for k, v in versions.items()) or "—"})
+    return pd.DataFrame(rows)

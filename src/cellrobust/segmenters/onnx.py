@@ -96,7 +96,7 @@ def _kind():
 
     return Kind(name="onnx", summary="an ONNX network (e.g. cellrobust export's model.onnx)",
                 target="a .onnx file", options=OPTIONS, requires=("onnxruntime",),
-                extra="onnx", example="mine=onnx:export/model.onnx",
+                extra="export", example="mine=onnx:export/model.onnx",
                 build=load_onnx, detect=_is_onnx)
 
 
