@@ -43,3 +43,18 @@ def synthetic_table(*, n_images: int = 8, levels: int = 5, seed: int = 0,
                         row[f"sum_iou@{tau}"] = 0.8 * k
                     rows.append(row)
     return pd.DataFrame(rows)
+
+
+def linear_noise_table() -> pd.DataFrame:
+    """Gaussian-noise rows whose Jaccard is ``1 - rate * sigma / 100`` exactly on every crop:
+    segmenters ``fragile`` (rate 0.8) and ``robust`` (0.2), sigma 0/25/50/100, 2 frames x 2
+    crops (``f0/p0`` ... ``f1/p1``), 1000 true foreground pixels per crop."""
+    rows = []
+    for seg, rate in {"fragile": 0.8, "robust": 0.2}.items():
+        for sigma in (0.0, 25.0, 50.0, 100.0):
+            for s in ("f0/p0", "f0/p1", "f1/p0", "f1/p1"):
+                tp = int(round(1000 * (1 - rate * sigma / 100)))
+                rows.append(dict(segmenter=seg, artefact="gaussian_noise", severity=sigma,
+                                 severity_index=int(sigma // 25), unit="gray levels", sample=s,
+                                 tp_px=tp, fp_px=0, fn_px=1000 - tp, tn_px=9000))
+    return pd.DataFrame(rows)

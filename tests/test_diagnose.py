@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _synth_table import linear_noise_table  # noqa: E402
 from cellrobust import artefacts
 from cellrobust._validation import InputError
 from cellrobust.diagnose import (diagnose_images, estimate_image, predict, recommend,
@@ -87,27 +88,12 @@ def test_bad_input_is_one_clear_error():
         diagnose_images([np.zeros((64, 64))], artefacts=["gaussian_nois"])
 
 
-def _linear_table():
-    """Jaccard = 1 - rate * sigma / 100 exactly, two frames x 2 patches, two segmenters."""
-    import pandas as pd
-
-    rows = []
-    for seg, rate in {"fragile": 0.8, "robust": 0.2}.items():
-        for sigma in (0.0, 25.0, 50.0, 100.0):
-            for s in ("f0/p0", "f0/p1", "f1/p0", "f1/p1"):
-                tp = int(round(1000 * (1 - rate * sigma / 100)))
-                rows.append(dict(segmenter=seg, artefact="gaussian_noise", severity=sigma,
-                                 severity_index=int(sigma // 25), unit="gray levels", sample=s,
-                                 tp_px=tp, fp_px=0, fn_px=1000 - tp, tn_px=9000))
-    return pd.DataFrame(rows)
-
-
 def test_prediction_interpolates_and_recommends():
     import pandas as pd
 
     diag = pd.DataFrame([{"image": "a", "artefact": "gaussian_noise", "estimate": 40.0,
                           "ci_low": 40.0, "ci_high": 40.0, "unit": "gray levels"}])
-    preds = predict(diag, _linear_table(), n_boot=50).set_index("segmenter")
+    preds = predict(diag, linear_noise_table(), n_boot=50).set_index("segmenter")
     assert preds.loc["fragile", "predicted"] == pytest.approx(1 - 0.8 * 0.4, abs=2e-3)
     assert preds.loc["robust", "predicted"] == pytest.approx(1 - 0.2 * 0.4, abs=2e-3)
     # trusted (90 % of clean): fragile to sigma 12.5, robust to 50
@@ -119,7 +105,7 @@ def test_prediction_interpolates_and_recommends():
 
 
 def test_trusted_range_is_interpolated():
-    tr = trusted_ranges(_linear_table(), n_boot=20).set_index("segmenter")
+    tr = trusted_ranges(linear_noise_table(), n_boot=20).set_index("segmenter")
     assert tr.loc["fragile", "trusted"] == pytest.approx(12.5, abs=0.1)
     assert tr.loc["robust", "trusted"] == pytest.approx(50.0, abs=0.2)
 
@@ -135,7 +121,7 @@ def test_stage_and_cli_write_a_diagnosis(tmp_path, frames):
     for f in frames[:2]:
         write_tiff(ref / f"{f.name.split('/')[-1]}.tif", f.image)
     study.mkdir()
-    _linear_table().to_csv(study / "results.csv", index=False)
+    linear_noise_table().to_csv(study / "results.csv", index=False)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     out = tmp_path / "out"

@@ -15,22 +15,10 @@ sys.path.insert(0, str(REPO))  # `benchmarks` lives outside the package, at the 
 
 from benchmarks import diagnose_prediction as dp  # noqa: E402
 
+from _synth_table import linear_noise_table  # noqa: E402
 from cellrobust import artefacts  # noqa: E402
 from cellrobust.data.sample import Sample  # noqa: E402
 from cellrobust.diagnose import predict, study_curves  # noqa: E402
-
-
-def _linear_table():
-    """Jaccard = 1 - rate * sigma / 100 exactly on every crop: 2 frames x 2 crops."""
-    rows = []
-    for seg, rate in {"fragile": 0.8, "robust": 0.2}.items():
-        for sigma in (0.0, 25.0, 50.0, 100.0):
-            for s in ("f0/p0", "f0/p1", "f1/p0", "f1/p1"):
-                tp = int(round(1000 * (1 - rate * sigma / 100)))
-                rows.append(dict(segmenter=seg, artefact="gaussian_noise", severity=sigma,
-                                 severity_index=int(sigma // 25), unit="gray levels", sample=s,
-                                 tp_px=tp, fp_px=0, fn_px=1000 - tp, tn_px=9000))
-    return pd.DataFrame(rows)
 
 
 def test_score_and_summary_known_answer():
@@ -105,7 +93,7 @@ def test_compare_end_to_end_known_answer():
                                    "robust": _Fake(lambda im: labels)})
     assert measured.set_index("segmenter")["measured"].to_dict() == {"fragile": 0.5,
                                                                      "robust": 1.0}
-    table = _linear_table()
+    table = linear_noise_table()
     diag = pd.DataFrame([{"image": "x", "artefact": "gaussian_noise", "estimate": 50.0,
                           "ci_low": 50.0, "ci_high": 50.0, "unit": "gray levels",
                           "detected": True}])
@@ -127,7 +115,7 @@ def test_image_interval_spans_the_estimates_interval():
     diag = pd.DataFrame([{"image": "x", "artefact": "gaussian_noise", "estimate": 50.0,
                           "ci_low": 25.0, "ci_high": 75.0, "unit": "gray levels",
                           "detected": True}])
-    row = predict(diag, _linear_table(), n_boot=50).set_index("segmenter").loc["fragile"]
+    row = predict(diag, linear_noise_table(), n_boot=50).set_index("segmenter").loc["fragile"]
     assert row["pi_low"] == pytest.approx(1 - 0.8 * 0.75, abs=2e-3)
     assert row["pi_high"] == pytest.approx(1 - 0.8 * 0.25, abs=2e-3)
 
@@ -174,7 +162,7 @@ def test_recommend_skips_images_without_a_defined_prediction():
          "ci_high": np.nan, "unit": "gray levels"},
         {"image": "b", "artefact": "gaussian_noise", "estimate": 40.0, "ci_low": 40.0,
          "ci_high": 40.0, "unit": "gray levels"}])
-    preds = predict(diag, _linear_table(), n_boot=20)
+    preds = predict(diag, linear_noise_table(), n_boot=20)
     per_image, per_set = recommend(preds)
     assert per_image["image"].tolist() == ["b"] and per_image.loc[0, "segmenter"] == "robust"
     assert per_set.loc[per_set["recommended"], "segmenter"].tolist() == ["robust"]
@@ -185,7 +173,7 @@ def test_recommend_skips_images_without_a_defined_prediction():
 def test_curves_start_from_the_raw_clean_reference_not_the_rescaled_level_0():
     """The study's level 0 of noise is min-max rescaled (here it costs 0.3); an unmodified
     image is predicted from the raw clean rows ("none") instead."""
-    table = _linear_table()
+    table = linear_noise_table()
     raw = table[table["severity"] == 0].assign(artefact="none", unit="none")
     level0 = table["severity"] == 0
     table.loc[level0, "tp_px"], table.loc[level0, "fn_px"] = 700, 300
@@ -206,6 +194,6 @@ def test_an_undetected_artefact_is_predicted_at_the_clean_point():
                           "ci_low": 20.0, "ci_high": 30.0, "unit": "gray levels",
                           "detected": flag} for flag in (True, False)])
     diag["image"] = ["seen", "unseen"]
-    out = predict(diag, _linear_table(), n_boot=20).set_index(["image", "segmenter"])
+    out = predict(diag, linear_noise_table(), n_boot=20).set_index(["image", "segmenter"])
     assert out.loc[("seen", "fragile"), "predicted"] == pytest.approx(0.8, abs=2e-3)
     assert out.loc[("unseen", "fragile"), "predicted"] == pytest.approx(1.0)
