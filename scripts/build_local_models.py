@@ -7,11 +7,9 @@ Into ``--out`` it writes:
     ``cellrobust export`` of the shipped checkpoint ``psc-robust``
     (``src/cellrobust/zoo/psc-robust.pt``): ``model.torchscript.pt``, ``model.onnx`` and
     ``PSC-U-Net-psc-robust.bioimageio.zip`` (validated by ``bioimageio.spec``), its test tensors
-    cut from a PSC training frame. For ``torchscript:``, ``onnx:`` and ``bioimageio:``. While
-    the whole-graph ONNX export of a percentile checkpoint fails (``torch.quantile`` has no
-    ONNX operator), ``model.onnx`` is replaced by ``package-weights.onnx``: the package's own
-    ONNX weights (network for percentile-normalised input, which the ``onnx:`` adapter applies
-    from the file's metadata), and models.json records the export's error.
+    cut from a PSC training frame. For ``torchscript:``, ``onnx:`` and ``bioimageio:``. The
+    checkpoint is percentile-normalised, so the two stand-alone graphs take normalised input
+    (their metadata says so and the adapters normalise each frame, as the checkpoint does).
 ``stardist/stardist_psc/``
     A small StarDist2D (32 rays, grid 2x2, U-Net depth 3 / 32 filters) trained briefly on PSC
     training frames (``train/``; the binary masks' connected components are the instances,
@@ -158,13 +156,7 @@ def sanity(spec: str, frame) -> dict:
 
 
 def build_export(args, out: Path, train) -> list[dict]:
-    """``cellrobust export`` of psc-robust. When the whole-graph ONNX export fails (cellrobust
-    0.x: ``torch.quantile`` of the percentile normalisation has no ONNX operator), the
-    TorchScript file and the package are exported alone, and the ``onnx:`` model is the
-    package's own ONNX weights (the bare network for percentile-normalised input, its export
-    metadata saying so), copied out of the zip."""
-    import zipfile
-
+    """``cellrobust export`` of psc-robust: TorchScript, ONNX and the bioimage.io package."""
     from cellrobust.segmenters.zoo import zoo_path
 
     checkpoint = zoo_path("psc-robust")
@@ -175,49 +167,26 @@ def build_export(args, out: Path, train) -> list[dict]:
         shutil.rmtree(folder)
     # the package's test tensors: the top-left 512 x 512 of the first training frame
     test_image = sorted((Path(args.data) / "train" / "input").glob("*.tif"))[0]
-    base = [sys.executable, "-m", "cellrobust", "export", str(checkpoint), "--out",
-            str(folder), "--test-image", str(test_image), "--name", EXPORT_NAME]
+    command = [sys.executable, "-m", "cellrobust", "export", str(checkpoint), "--out",
+               str(folder), "--test-image", str(test_image), "--name", EXPORT_NAME]
     start = time.monotonic()
-    commands, onnx_failure = [base], None
-    log("export: cellrobust " + " ".join(base[3:]))
-    done = subprocess.run(base, capture_output=True, text=True)
+    log("export: cellrobust " + " ".join(command[3:]))
+    done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.startswith("cellrobust:")]
-        onnx_failure = lines[-1] if lines else done.stderr.strip().splitlines()[-1]
-        if "onnx" not in onnx_failure.lower():
-            raise SystemExit(f"cellrobust export failed: {onnx_failure}")
-        log(f"export: the ONNX export failed ({onnx_failure}); exporting TorchScript and the "
-            "bioimage.io package alone")
-        shutil.rmtree(folder, ignore_errors=True)
-        retry = base + ["--format", "torchscript", "--format", "bioimageio"]
-        commands.append(retry)
-        subprocess.run(retry, check=True, capture_output=True)
-    seconds = round(time.monotonic() - start, 1)
-    zip_path = folder / (EXPORT_NAME.replace(" ", "-") + ".bioimageio.zip")
-    files = {"torchscript": folder / "model.torchscript.pt", "onnx": folder / "model.onnx",
-             "bioimageio": zip_path}
-    if onnx_failure is not None:
-        files["onnx"] = folder / "package-weights.onnx"
-        with zipfile.ZipFile(zip_path) as archive:
-            files["onnx"].write_bytes(archive.read("weights.onnx"))
+        raise SystemExit("cellrobust export failed: "
+                         + (lines[-1] if lines else done.stderr.strip().splitlines()[-1]))
     built = {"how": "cellrobust export of the shipped checkpoint psc-robust",
              "checkpoint": str(checkpoint), "checkpoint_sha256": sha256(checkpoint),
-             "test_image": str(test_image),
-             "commands": ["cellrobust " + " ".join(c[3:]) for c in commands],
-             "seconds": seconds}
-    entries = []
-    for kind, path in files.items():
-        entry = {"name": kind, "kind": kind, "path": str(path), "spec": f"{kind}:{path}",
-                 "sha256": sha256(path), "built": dict(built),
-                 "versions": versions("cellrobust", "torch", "onnx", "onnxruntime",
-                                      "bioimageio.spec", "bioimageio.core")}
-        if kind == "onnx" and onnx_failure is not None:
-            entry["built"]["onnx_export_failure"] = onnx_failure
-            entry["built"]["how"] = ("the bioimage.io package's weights.onnx (the bare U-Net + "
-                                     "sigmoid for percentile-normalised input), copied out of "
-                                     "the zip: cellrobust export's whole-graph ONNX failed")
-        entries.append(entry)
-    return entries
+             "test_image": str(test_image), "commands": ["cellrobust " + " ".join(command[3:])],
+             "seconds": round(time.monotonic() - start, 1)}
+    files = {"torchscript": folder / "model.torchscript.pt", "onnx": folder / "model.onnx",
+             "bioimageio": folder / (EXPORT_NAME.replace(" ", "-") + ".bioimageio.zip")}
+    return [{"name": kind, "kind": kind, "path": str(path), "spec": f"{kind}:{path}",
+             "sha256": sha256(path), "built": dict(built),
+             "versions": versions("cellrobust", "torch", "onnx", "onnxruntime",
+                                  "bioimageio.spec", "bioimageio.core")}
+            for kind, path in files.items()]
 
 
 # --------------------------------------------------------------------------- StarDist

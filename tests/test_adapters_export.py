@@ -264,3 +264,41 @@ def test_bad_inputs_give_one_line_each(tmp_path, exported, images):
         assert "\n" not in message and "weights_only" not in message, (case, message)
         if case == "invalid rdf zip":  # the validator's reason follows, not cut
             assert len(message.split("package: ", 1)[1]) > 10, message
+
+
+def test_percentile_checkpoint_exports_with_dynamic_size(tmp_path, images):
+    # a percentile model's stand-alone graphs take normalised input (percentiles of a padded
+    # canvas are not the frame's): the adapter normalises the frame as the checkpoint does
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        net = build_unet(UNetConfig(width=4, depth=3, normalisation="percentile")).eval()
+    with torch.no_grad():
+        net.head.bias.fill_(0.3)
+    ckpt = save_checkpoint(tmp_path / "pct.pt", net, net.config, meta={"epoch": 1})
+    written = run(ExportConfig(ckpt, tmp_path / "out", formats=("onnx", "torchscript"),
+                               test_image=_frame()[:256, :256]))
+    plain = build_segmenter(str(ckpt))
+    for size, x in images.items():
+        expected = plain.segment(x)
+        assert expected.max() > 5, size
+        for kind in ("onnx", "torchscript"):
+            seg = build_segmenter(f"{kind}:{written[kind]}")
+            assert seg.metadata["input"] == "normalised" and not seg.contract.raw_input
+            assert seg.contract.normalisation == "percentile"
+            np.testing.assert_array_equal(seg.segment(x), expected, err_msg=f"{kind} {size}")
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 37, 53), (1, 1, 576, 720), (3, 1, 5, 5)])
+def test_traceable_percentiles_equal_torch_quantile(shape):
+    # the in-graph percentile normalisation (sort + gather, no torch.quantile: no ONNX operator,
+    # and it refuses inputs above 2**24 elements) interpolates as torch.quantile does
+    from cellrobust.models.unet import PERCENTILES, _quantiles_torch
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 1000
+    flat = x.flatten(-2)
+    qs = [p / 100 for p in PERCENTILES]
+    got = torch.stack([q[..., 0] for q in _quantiles_torch(flat, qs)])
+    torch.testing.assert_close(got, torch.quantile(flat, torch.tensor(qs), dim=-1),
+                               rtol=0, atol=1e-4)
+    traced = torch.jit.trace(lambda t: _quantiles_torch(t, qs)[1], flat[:1, :1, :20])
+    torch.testing.assert_close(traced(flat), _quantiles_torch(flat, qs)[1])

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    if getattr(args, "allow_code", False):
+        _working_directory_importable()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -60,6 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _report(exc)
+
+
+def _working_directory_importable() -> None:
+    """Let ``py:`` modules be imported from the working directory, as ``python -m cellrobust``
+    does; appended after the installed packages, so a stray local file cannot shadow a library.
+    Only with ``--allow-code`` (the command line is the application's, not the library's)."""
+    import os
+
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)
 
 
 def _report(exc: Exception) -> int:

@@ -30,7 +30,7 @@ from cellrobust.models.inference import DEFAULT_HALO
 from cellrobust.models.unet import NormalisedUNet, UNet, normalise
 
 __all__ = ["METADATA_KEY", "ONNX_OPSET", "SigmoidUNet", "TOLERANCE", "export_metadata",
-           "halo_for", "to_onnx", "to_torchscript"]
+           "halo_for", "standalone_wrapper", "to_onnx", "to_torchscript"]
 
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
@@ -73,6 +73,19 @@ def export_metadata(net: UNet, wrapper: type = NormalisedUNet) -> dict[str, Any]
             "model_config": net.config.to_dict(), "cellrobust_version": __version__}
 
 
+def standalone_wrapper(net: UNet) -> type:
+    """The graph a stand-alone TorchScript/ONNX export holds for ``net``.
+
+    ``NormalisedUNet`` (raw gray levels in, ``"input": "raw"``) where normalising the padded
+    canvas inside the graph gives the frame's values: ``none``, ``max`` and ``minmax``
+    (reflection padding keeps the extremes). ``SigmoidUNet`` (``"input": "normalised"``) for
+    ``percentile``: the percentiles of a padded or tiled canvas are not the frame's (a raw graph
+    agreed with the checkpoint on only ~98 % of pixels of a 576 x 720 PSC frame), so the
+    reader normalises each whole frame as the metadata says, as the checkpoint does.
+    """
+    return SigmoidUNet if net.config.normalisation == "percentile" else NormalisedUNet
+
+
 def _as_input(image: np.ndarray) -> np.ndarray:
     """(H, W) gray levels -> (1, 1, H, W) float32."""
     return np.ascontiguousarray(np.asarray(image, dtype=np.float32)[None, None])
@@ -97,10 +110,12 @@ def _module_and_input(net: UNet, test_image: np.ndarray,
 
 
 def to_torchscript(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
-                   wrapper: type = NormalisedUNet) -> float:
+                   wrapper: type | None = None) -> float:
     """Trace ``wrapper(net)`` to TorchScript at ``path`` (with the export metadata as the extra
     file ``cellrobust.json``); return the max abs difference to PyTorch on ``test_image``
-    ((H, W) gray levels, sides multiples of the network's multiple)."""
+    ((H, W) gray levels, sides multiples of the network's multiple). ``wrapper`` None:
+    :func:`standalone_wrapper`."""
+    wrapper = wrapper or standalone_wrapper(net)
     module, x = _module_and_input(net, test_image, wrapper)
     extra = {f"{METADATA_KEY}.json": json.dumps(export_metadata(net, wrapper))}
     with torch.no_grad():
@@ -115,9 +130,11 @@ def to_torchscript(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray
 
 
 def to_onnx(net: UNet, path: str | os.PathLike, *, test_image: np.ndarray,
-            wrapper: type = NormalisedUNet) -> float:
+            wrapper: type | None = None) -> float:
     """Export ``wrapper(net)`` to ONNX (dynamic batch/height/width, metadata in
-    ``metadata_props``); check it with onnxruntime on ``test_image``; return the difference."""
+    ``metadata_props``); check it with onnxruntime on ``test_image``; return the difference.
+    ``wrapper`` None: :func:`standalone_wrapper`."""
+    wrapper = wrapper or standalone_wrapper(net)
     import onnx
     import onnxruntime
 

@@ -248,12 +248,31 @@ def _normalise_torch(x: torch.Tensor, method: str) -> torch.Tensor:
         return x
     flat = x.flatten(-2)
     if method == "percentile":
-        q = torch.tensor([p / 100 for p in PERCENTILES], dtype=x.dtype, device=x.device)
-        lo, hi = torch.quantile(flat, q, dim=-1)[..., None, None]
+        lo, hi = (q[..., None] for q in _quantiles_torch(flat, [p / 100 for p in PERCENTILES]))
     else:
         hi = flat.amax(dim=-1)[..., None, None]
         lo = flat.amin(dim=-1)[..., None, None] if method == "minmax" else torch.zeros_like(hi)
     return (x - lo) / (hi - lo + EPS)
+
+
+def _quantiles_torch(flat: torch.Tensor, qs: list[float]) -> list[torch.Tensor]:
+    """Quantiles ``qs`` (fractions) of ``flat`` (..., n) along its last axis, each (..., 1).
+
+    The rule is ``torch.quantile``'s (and NumPy's) linear interpolation between the order
+    statistics at ``q (n - 1)``; it is written with ``sort`` and ``gather`` because
+    ``torch.quantile`` has no ONNX operator, and ``n`` is computed from the data so that a
+    traced TorchScript or ONNX graph keeps the image size dynamic.
+    """
+    ordered = torch.sort(flat, dim=-1).values
+    last = torch.ones_like(flat, dtype=torch.float64).sum(-1, keepdim=True) - 1
+    out = []
+    for q in qs:
+        pos = last * q
+        below = torch.floor(pos)
+        low = torch.gather(ordered, -1, below.long())
+        high = torch.gather(ordered, -1, torch.ceil(pos).long())
+        out.append(low + (pos - below).to(flat.dtype) * (high - low))
+    return out
 
 
 class NormalisedUNet(nn.Module):

@@ -107,7 +107,8 @@ def build_segmenter(spec, *, allow_code: bool = False):
     if kind.runs_code and not allow_code:
         raise InputError(f"segmenter {spec}: a {kind.name!r} spec imports and runs Python "
                          "code; it runs only when code is allowed explicitly by whoever "
-                         "starts the run")
+                         "starts the run: add --allow-code to the command (in Python: "
+                         "allow_code=True); a configuration file never allows it")
     missing = missing_requirements(kind)
     if missing:
         hint = f"pip install 'cellrobust[{kind.extra}]'" if kind.extra else "install them"
