@@ -24,8 +24,8 @@ def _build(spec):
     try:
         factory = getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise InputError(f"segmenter {spec}: cannot import module {module!r} ({exc}); put it "
-                         "on the Python path or in the working directory") from None
+        raise InputError(f"segmenter {spec}: cannot import module {module!r} ({exc}); run from "
+                         "the folder that holds it or put that folder on PYTHONPATH") from None
     except AttributeError:
         raise InputError(f"segmenter {spec}: module {module!r} has no {attr!r}") from None
     segmenter = factory(**spec.options)
@@ -41,7 +41,8 @@ def _kind():
     from cellrobust.segmenters.kind import Kind
 
     return Kind(name="py", summary="a Python factory returning a segmenter (runs code)",
-                target="MODULE:FACTORY", options=None, requires=(), extra=None,
+                target="MODULE:FACTORY (an installed module or a .py file in the working directory)",
+                options=None, requires=(), extra=None,
                 example="ext=py:mymodels:build,width=32", build=_build, runs_code=True)
 
 
