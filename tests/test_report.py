@@ -3,6 +3,7 @@ summary.md and ``cellrobust report``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -255,3 +256,33 @@ def test_models_view_lists_every_model_with_its_provenance():
     assert view.iloc[2]["details"] == "n_rays=32, thresholds=(prob=0.7584, nms=0.3)"
     assert "| cp | cellpose |" in markdown_table(view)
     assert models_view({}) is None and models_view(None) is None
+
+
+def test_a_bare_sweep_records_and_reports_each_models_provenance(tmp_path):
+    # a sweep (no study.json) writes every segmenter's kind, file SHA-256 and versions into its
+    # config.json, and its report's Models table shows them
+    import torch
+
+    from cellrobust.models.checkpoint import save_checkpoint
+    from cellrobust.models.unet import UNetConfig, build_unet
+    from cellrobust.report import ReportOptions, build_report
+    from cellrobust.segmenters import file_sha256
+    from cellrobust.stages.sweep import SweepStageConfig
+    from cellrobust.stages.sweep import run as run_sweep_stage
+    from cellrobust.sweep import SweepConfig
+
+    config = UNetConfig(width=4, depth=2)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build_unet(config)
+    ckpt = save_checkpoint(tmp_path / "mine.pt", net, config, meta={"epoch": 1})
+    sweep = SweepConfig(segmenters=(f"mine={ckpt}", "otsu"), artefacts=("gaussian_noise",),
+                        severities={"gaussian_noise": (0.0, 20.0)}, seed=0, patch_size=64)
+    out = tmp_path / "sw"
+    run_sweep_stage(SweepStageConfig(out=out, sweep=sweep, patches=2, patch_size=64))
+    recorded = json.loads((out / "config.json").read_text())["segmenters"]
+    assert recorded["mine"]["sha256"] == file_sha256(ckpt) and recorded["mine"]["kind"] == "unet"
+    assert recorded["otsu"]["kind"] == "baseline"
+    build_report(out, ReportOptions(n_boot=20))
+    summary = (out / "summary.md").read_text()
+    assert file_sha256(ckpt)[:12] in summary and "## Models" in summary

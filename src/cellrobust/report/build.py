@@ -96,9 +96,16 @@ def read_results(results_dir: str | Path) -> pd.DataFrame:
 
 
 def _run_info(folder: Path, table: pd.DataFrame) -> dict:
+    """``study.json`` or ``sweep.json``; a sweep's models' provenance comes from the stage's
+    ``config.json`` (``segmenters``)."""
     for name in ("study.json", "sweep.json"):
         if (folder / name).is_file():
-            return json.loads((folder / name).read_text())
+            info = json.loads((folder / name).read_text())
+            if "models" not in info and (folder / "config.json").is_file():
+                recorded = json.loads((folder / "config.json").read_text()).get("segmenters")
+                if isinstance(recorded, dict) and recorded:
+                    info["models"] = recorded
+            return info
     return {"segmenters": sorted(set(table["segmenter"])),
             "artefacts": sorted(set(table["artefact"]))}
 

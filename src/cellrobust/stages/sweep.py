@@ -71,13 +71,16 @@ def run(config: SweepStageConfig, *, progress: Callable[[list], None] | None = N
     from cellrobust._io import write_json
     from cellrobust.stages._outputs import guarded_output
     from cellrobust.stages._record import provenance
-    from cellrobust.sweep import run_sweep
+    from cellrobust.sweep import build_segmenters, run_sweep
 
     with guarded_output(config.out, owner="sweep", inputs=(config.data,),
                         overwrite=config.execution.overwrite, expected=SWEEP_FILES) as out:
         samples, frames = load_samples(config)
         table = run_sweep(config.sweep, samples, out, frames=frames,
                           execution=config.execution, progress=progress)
+        # each model's kind, file SHA-256, options and versions (the report's Models table)
+        built = build_segmenters(config.sweep, allow_code=config.execution.allow_code)
         write_json(out / "config.json",
-                   provenance("sweep", config, images=[s.name for s in samples]))
+                   provenance("sweep", config, segmenters=list(built.values()),
+                              images=[s.name for s in samples]))
     return table
