@@ -91,6 +91,22 @@ def test_percentile_normalisation_maps_the_percentiles_to_0_and_255_unclipped():
     np.testing.assert_array_equal(ops.percentile_normalise(np.full((8, 8), 3.0)), 0.0)
 
 
+def test_normalisation_maps_to_a_stated_gray_level_range():
+    # to_low/to_high: a min-max-stretched image goes back to the training images' range
+    rng = np.random.default_rng(4)
+    raw = rng.uniform(85.0, 255.0, (64, 64))
+    raw[0, :2] = 85.0, 255.0  # its extremes
+    stretched = ops.minmax_normalise(raw)  # the studies' level 0: 85..255 -> 0..255
+    back = ops.minmax_normalise(stretched, to=(85.0, 255.0))
+    np.testing.assert_allclose(back, raw, atol=1e-3)
+    out = ops.percentile_normalise(raw, 1.0, 99.8, to=(85.0, 255.0))
+    lo, hi = np.percentile(out.astype(np.float64), [1.0, 99.8])
+    assert abs(lo - 85.0) < 1e-3 and abs(hi - 255.0) < 1e-3
+    seg = build_segmenter("otsu,normalise=minmax,to_low=85,to_high=255")
+    np.testing.assert_allclose(seg.prepare(stretched[None])[0], raw, atol=1e-3)
+    np.testing.assert_array_equal(ops.minmax_normalise(np.full((4, 4), 7.0), to=(85, 255)), 85)
+
+
 def test_auto_rescale_measures_the_cell_diameter():
     cells, _ = _cells(256, n=60, radius=13.0, seed=3)  # 26 px cells
     seg = build_segmenter("otsu,rescale=auto,cell_diameter=13")
@@ -188,6 +204,7 @@ def test_labels_only_models_get_no_probabilities():
     ("otsu,scales=-1", ("scales", "positive")),
     ("otsu,normalise=percentile,p_low=99.8,p_high=1", ("p_low", "p_high", "p_low < p_high")),
     ("otsu,normalise=percentil", ("normalise", "did you mean 'percentile'")),
+    ("otsu,normalise=minmax,to_low=255,to_high=85", ("to_low", "to_high", "to_low < to_high")),
     ("otsu,rescale=big", ("rescale", "'auto'")),
     ("otsu,bg_mode=multiply", ("bg_mode", "subtract, divide")),
     ("otsu,normalize=minmax", ("unknown option", "did you mean 'normalise'")),

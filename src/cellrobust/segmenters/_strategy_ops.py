@@ -39,38 +39,42 @@ AUTO_LIMITS = (0.25, 4.0)
 MIN_SIDE = 4
 
 
-def percentile_normalise(image: np.ndarray, p_low: float = 1.0, p_high: float = 99.8
-                         ) -> np.ndarray:
-    """Map the image's ``p_low`` / ``p_high`` percentiles to 0 / :data:`GRAY_MAX`, unclipped.
+def percentile_normalise(image: np.ndarray, p_low: float = 1.0, p_high: float = 99.8, *,
+                         to: tuple[float, float] = (0.0, GRAY_MAX)) -> np.ndarray:
+    """Map the image's ``p_low`` / ``p_high`` percentiles to ``to`` (default 0 / 255), unclipped.
 
-    ``y = 255 * (x - P_low) / (P_high - P_low)`` per image (CSBDeep/StarDist ``normalize``
-    with ``clip=False``: values outside the percentiles keep their distance, so a bright cell
-    above ``P_high`` stays brighter than 255). A constant image maps to 0.
+    ``y = t0 + (t1 - t0) * (x - P_low) / (P_high - P_low)`` per image (CSBDeep/StarDist
+    ``normalize`` with ``clip=False``: values outside the percentiles keep their distance, so a
+    bright cell above ``P_high`` stays above ``t1``). With ``to`` set to the training images'
+    own percentiles, a contrast-stretched or offset image is mapped back to the gray-level
+    range the model was trained on. A constant image maps to ``t0``.
 
     Parameters
     ----------
     image : ndarray (H, W), gray levels
     p_low, p_high : float, percent, 0 <= p_low < p_high <= 100
+    to : (float, float), gray levels, t0 < t1
 
     Returns
     -------
-    ndarray of float32 (H, W), 8-bit gray-level scale
+    ndarray of float32 (H, W)
     """
     x = np.asarray(image, dtype=np.float64)
     lo, hi = np.percentile(x, [p_low, p_high])
-    return _affine(x, lo, hi)
+    return _affine(x, lo, hi, to)
 
 
-def minmax_normalise(image: np.ndarray) -> np.ndarray:
-    """Map the image's minimum / maximum to 0 / :data:`GRAY_MAX` (float32; constant -> 0)."""
+def minmax_normalise(image: np.ndarray, *, to: tuple[float, float] = (0.0, GRAY_MAX)
+                     ) -> np.ndarray:
+    """Map the image's minimum / maximum to ``to`` (float32; constant -> ``to[0]``)."""
     x = np.asarray(image, dtype=np.float64)
-    return _affine(x, float(x.min()), float(x.max()))
+    return _affine(x, float(x.min()), float(x.max()), to)
 
 
-def _affine(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _affine(x: np.ndarray, lo: float, hi: float, to: tuple[float, float]) -> np.ndarray:
     if not hi > lo:
-        return np.zeros(x.shape, dtype=np.float32)
-    return ((x - lo) * (GRAY_MAX / (hi - lo))).astype(np.float32)
+        return np.full(x.shape, to[0], dtype=np.float32)
+    return (to[0] + (x - lo) * ((to[1] - to[0]) / (hi - lo))).astype(np.float32)
 
 
 def _disc(radius: int) -> np.ndarray:

@@ -47,8 +47,11 @@ FLATFIELD_MODES = ("subtract", "divide")
 STRATEGY_OPTIONS: dict[str, str] = {
     "normalise": "percentile or minmax: rescale each image to 0..255 before the model "
                  "(default: none)",
-    "p_low": "lower percentile mapped to 0 (default 1)",
-    "p_high": "upper percentile mapped to 255 (default 99.8)",
+    "p_low": "lower percentile mapped to to_low (default 1)",
+    "p_high": "upper percentile mapped to to_high (default 99.8)",
+    "to_low": "gray level the lower percentile (or the minimum) maps to (default 0); set "
+              "to_low/to_high to the training images' percentiles to restore their range",
+    "to_high": "gray level the upper percentile (or the maximum) maps to (default 255)",
     "preprocess": "flatfield, denoise or both in order (flatfield+denoise)",
     "bg_radius": "flat-field disc radius in px, above the cell radius (default 10)",
     "bg_mode": "flat-field correction: subtract (additive shading) or divide (default "
@@ -73,6 +76,8 @@ class StrategyConfig:
     ----------
     normalise : {"percentile", "minmax"} or None
     p_low, p_high : float, percent, 0 <= p_low < p_high <= 100
+    to_low, to_high : float, gray levels, to_low < to_high
+        Where the normalisation maps its lower / upper reference (default 0 / 255).
     preprocess : tuple of {"flatfield", "denoise"}
         Applied in order.
     bg_radius : float, px > 0
@@ -88,6 +93,8 @@ class StrategyConfig:
     normalise: str | None = None
     p_low: float = 1.0
     p_high: float = 99.8
+    to_low: float = 0.0
+    to_high: float = 255.0
     preprocess: tuple[str, ...] = ()
     bg_radius: float = 10.0
     bg_mode: str = "subtract"
@@ -120,6 +127,9 @@ class StrategyConfig:
                 and 0 <= self.p_low < self.p_high <= 100):
             errors.append(f"p_low/p_high: expected 0 <= p_low < p_high <= 100 (percent), got "
                           f"p_low={self.p_low!r}, p_high={self.p_high!r}")
+        if not (_number(self.to_low) and _number(self.to_high) and self.to_low < self.to_high):
+            errors.append(f"to_low/to_high: expected gray levels with to_low < to_high, got "
+                          f"to_low={self.to_low!r}, to_high={self.to_high!r}")
         for name in ("bg_radius", "denoise_h", "cell_diameter"):
             if not _positive(getattr(self, name)):
                 errors.append(f"{name}: expected a positive number, got "
@@ -223,10 +233,11 @@ class StrategySegmenter:
             for step in c.preprocess:
                 image = (ops.flatfield(image, c.bg_radius, mode=c.bg_mode) if step == "flatfield"
                          else ops.denoise_nlm(image, c.denoise_h))
+            target = (float(c.to_low), float(c.to_high))
             if c.normalise == "percentile":
-                image = ops.percentile_normalise(image, c.p_low, c.p_high)
+                image = ops.percentile_normalise(image, c.p_low, c.p_high, to=target)
             elif c.normalise == "minmax":
-                image = ops.minmax_normalise(image)
+                image = ops.minmax_normalise(image, to=target)
             out[i] = image
         return out
 
