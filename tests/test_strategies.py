@@ -282,6 +282,21 @@ def _table(n_frames=8, levels=4):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.parametrize("diff, lo, hi, frames, verdict", [
+    (0.20, 0.15, 0.25, 8, "fixes"),
+    (-0.05, -0.07, -0.03, 8, "hurts"),
+    (-6e-5, -1e-4, -3e-5, 8, "negligible change (< 0.01)"),  # excludes 0, but immaterial
+    (0.004, 0.001, 0.008, 8, "negligible change (< 0.01)"),
+    (0.02, -0.01, 0.05, 8, "no significant change"),
+    (0.20, 0.15, 0.25, 4, "not assessed (4 frames)"),
+])
+def test_strategy_verdict_needs_a_material_and_significant_difference(diff, lo, hi, frames,
+                                                                     verdict):
+    from cellrobust.report.strategies import _verdict
+
+    assert _verdict(diff, lo, hi, frames, 200) == verdict
+
+
 def test_compare_strategies_states_which_strategy_fixes_which_artefact():
     from cellrobust.report.strategies import (compare_strategies, figure_strategies,
                                               strategy_sentences)

@@ -11,7 +11,10 @@ severity levels >= 1, as :func:`cellrobust.robustness.scores`) of both and their
 each difference with a paired 95 % interval from the one frame bootstrap
 (:mod:`cellrobust.robustness.bootstrap`: every replicate weighs the same frames for both
 segmenters). A strategy *fixes* an artefact when the mPC difference's interval lies above 0
-(with at least ``MIN_FRAMES`` frames), *hurts* it when below.
+(with at least ``MIN_FRAMES`` frames) and the difference is at least ``MIN_EFFECT``, *hurts* it
+when the interval lies below 0 and the loss is at least ``MIN_EFFECT``; a difference whose
+interval excludes 0 but that is smaller than that is a *negligible change* (e.g. a denoiser that
+leaves clean patches unchanged up to float rounding).
 """
 
 from __future__ import annotations
@@ -109,18 +112,27 @@ def _trusted(curve, tolerance, floor) -> tuple[np.ndarray, bool]:
     return trusted, bool(status[0] == 1)
 
 
-def _verdict(lo: float, hi: float, n_frames: int, n_boot: int) -> str:
+#: Smallest mPC difference (metric units: 0.01 Jaccard) called a fix or a harm.
+MIN_EFFECT = 0.01
+
+
+def _verdict(diff: float, lo: float, hi: float, n_frames: int, n_boot: int,
+             min_effect: float = MIN_EFFECT) -> str:
     if n_frames < rb.MIN_FRAMES or n_boot == 0 or not np.isfinite(lo):
         return f"not assessed ({n_frames} frames)" if n_frames < rb.MIN_FRAMES else \
             "not assessed (no bootstrap)"
-    return "fixes" if lo > 0 else "hurts" if hi < 0 else "no significant change"
+    if lo > 0 or hi < 0:
+        if abs(diff) < min_effect:
+            return f"negligible change (< {min_effect:g})"
+        return "fixes" if lo > 0 else "hurts"
+    return "no significant change"
 
 
 def compare_strategies(table: pd.DataFrame, pairs: Iterable[tuple[str, str]], *,
                        metric: str = "jaccard", tolerance: float | None = 0.9,
                        floor: float | None = None, average: str = "micro",
                        n_boot: int = rb.DEFAULT_N_BOOT, ci: float = rb.DEFAULT_CI,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, min_effect: float = MIN_EFFECT) -> pd.DataFrame:
     """Trusted range and mPC of each strategy against its plain model, per artefact.
 
     Parameters
@@ -131,13 +143,16 @@ def compare_strategies(table: pd.DataFrame, pairs: Iterable[tuple[str, str]], *,
         Segmenter names (:func:`strategy_pairs`); pairs not in the table are skipped.
     metric, tolerance, floor, average, n_boot, ci, seed
         As :func:`cellrobust.robustness.trusted_range_table` (the same rule and replicates).
+    min_effect : float, metric units
+        Smallest mPC difference called "fixes" / "hurts" (default :data:`MIN_EFFECT`).
 
     Returns
     -------
     DataFrame
         :data:`COLUMNS`: trusted ranges in the artefact's unit, mPC in metric units, each
         difference (strategy - plain) with its paired interval (``*_lo``, ``*_hi``) and the
-        ``verdict`` on mPC ("fixes", "hurts", "no significant change", "not assessed ...");
+        ``verdict`` on mPC ("fixes", "hurts", "negligible change (< e)", "no significant
+        change", "not assessed ...");
         ``*_reached_end``: the trusted range never crossed on the grid (a lower bound, "≥").
     """
     segs = set(table["segmenter"])
@@ -160,8 +175,9 @@ def compare_strategies(table: pd.DataFrame, pairs: Iterable[tuple[str, str]], *,
             n_frames = min(curves[(a, art)][3], curves[(b, art)][3])
             rows.append([a, b, art, curves[(b, art)][4], tb[0], ta[0], ta[0] - tb[0],
                          float(t_lo), float(t_hi), mb[0], ma[0], ma[0] - mb[0], float(m_lo),
-                         float(m_hi), n_frames, _verdict(float(m_lo), float(m_hi), n_frames,
-                                                         boot.n_boot), end_b, end_a])
+                         float(m_hi), n_frames,
+                         _verdict(ma[0] - mb[0], float(m_lo), float(m_hi), n_frames,
+                                  boot.n_boot, min_effect), end_b, end_a])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
