@@ -41,7 +41,8 @@ def _kind():
     from cellrobust.segmenters.kind import Kind
 
     return Kind(name="py", summary="a Python factory returning a segmenter (runs code)",
-                target="MODULE:FACTORY (an installed module or a .py file in the working directory)",
+                target="MODULE:FACTORY (an installed module or a .py file in the working "
+                       "directory)",
                 options=None, requires=(), extra=None,
                 example="ext=py:mymodels:build,width=32", build=_build, runs_code=True)
 
