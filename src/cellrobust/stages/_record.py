@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cellrobust import __version__
 
-__all__ = ["jsonable", "provenance", "save_figure"]
+__all__ = ["jsonable", "model_records", "provenance", "save_figure"]
 
 
 def jsonable(value: Any) -> Any:
@@ -30,6 +30,19 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
+
+
+def model_records(segmenters: Mapping[str, Any], specs: Mapping[str, str] | None = None
+                  ) -> dict:
+    """``{name: {"spec": ..., kind, target, sha256, options, versions, ...}}``: each segmenter's
+    provenance (:func:`cellrobust.segmenters.provenance_of`), with its spec when ``specs`` has
+    it. The one record format of ``study.json`` ``models`` and ``config.json`` ``segmenters``,
+    which the report's Models table reads."""
+    from cellrobust.segmenters import provenance_of
+
+    specs = specs or {}
+    return {name: {**({"spec": specs[name]} if name in specs else {}),
+                   **jsonable(provenance_of(seg))} for name, seg in segmenters.items()}
 
 
 def provenance(stage: str, config: Any, *, segmenters: Sequence = (), **extra: Any) -> dict:
@@ -47,13 +60,11 @@ def provenance(stage: str, config: Any, *, segmenters: Sequence = (), **extra: A
     """
     import numpy
 
-    from cellrobust.segmenters import provenance_of
-
     return {"stage": stage, "cellrobust": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "machine": platform.platform(),
             "config": jsonable(config),
-            "segmenters": {getattr(s, "name", str(i)): jsonable(provenance_of(s))
-                           for i, s in enumerate(segmenters)},
+            "segmenters": model_records({getattr(s, "name", str(i)): s
+                                         for i, s in enumerate(segmenters)}),
             **{k: jsonable(v) for k, v in extra.items()}}
 
 

@@ -272,6 +272,7 @@ def run_study(
     from cellrobust._guard import check_output
     from cellrobust.stages import study_steps as steps
     from cellrobust.stages._outputs import guarded_output
+    from cellrobust.stages._record import model_records
 
     out = Path(out_dir)
     inputs = (config.data, config.eval_data)
@@ -303,7 +304,8 @@ def run_study(
         segmenters = steps.image_figures(config, sweep_config, data["eval"], out,
                                          allow_code=allow_code)
         info["seconds_before_report"] = round(time.time() - started, 1)
-        info["models"] = _model_records(segmenters, sweep_config)
+        info["models"] = model_records(segmenters,
+                                       {s.name: s.spec for s in sweep_config.segmenters})
         info["images"] = {"train frames": len(data["train"]),
                           "validation frames": len(data["val"]),
                           "evaluation patches": len(data["eval"])}
@@ -324,13 +326,3 @@ def _description(config: StudyConfig, used: dict) -> str:
         if key in used:
             text = f"{verb} {used[key]['path']} ({frames(used[key]['frames'])}); " + text
     return f"{config.preset} preset: {text}"
-
-
-def _model_records(segmenters: Mapping, sweep_config) -> dict:
-    """Spec and provenance of every segmenter of the study, by display name."""
-    from cellrobust.segmenters import provenance_of
-    from cellrobust.stages._record import jsonable
-
-    specs = {s.name: s.spec for s in sweep_config.segmenters}
-    return {name: {"spec": specs.get(name), **jsonable(provenance_of(seg))}
-            for name, seg in segmenters.items()}
