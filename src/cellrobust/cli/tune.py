@@ -22,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--val-data", metavar="PATH", help="validation data set")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--recipe", default="artefact", help="base recipe (default artefact)")
+    p.add_argument("--config", metavar="FILE", help="base training config file instead of "
+                   "--recipe (a run's config.yaml, e.g. a fine-tune with init_weights; data, "
+                   "never code); --set overrides it")
+    p.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="do not queue the base config itself as the first trial (default: "
+                   "queued when the space can express it, so the study holds the score to "
+                   "beat)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="base training config field (e.g. epochs=20, patch_size=128, width=8); "
                    "repeatable")
@@ -75,9 +82,13 @@ def _base(args: argparse.Namespace):
     values = parse_options(args.set, owner="--set")
     model_fields = {f.name for f in dataclasses.fields(UNetConfig)}
     model = {k: values.pop(k) for k in list(values) if k in model_fields}
-    values.setdefault("monitor", "val_jaccard")
     if args.threads is not None:
         values.setdefault("threads", args.threads)
+    if args.config:
+        from cellrobust.training.config import load_train_config, replace_config
+
+        return replace_config(load_train_config(args.config), model=model, **values)
+    values.setdefault("monitor", "val_jaccard")
     return recipe_config(args.recipe, model=model or None, **values)
 
 
@@ -102,7 +113,8 @@ def _tune(args: argparse.Namespace) -> int:
     config = TuneConfig(out=args.out, search=search, base=_base(args), space=space,
                         objective=ObjectiveConfig(seed=args.seed, **objective),
                         data=args.data, val_data=args.val_data, val_patches=args.val_patches,
-                        val_patch_size=args.val_patch_size, progress=not args.quiet)
+                        val_patch_size=args.val_patch_size, baseline=args.baseline,
+                        progress=not args.quiet)
     configure_threads(threads=args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.quiet else optuna.logging.INFO)
     out = run(config)

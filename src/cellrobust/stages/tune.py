@@ -72,6 +72,10 @@ class TuneConfig:
         Seeded crops per validation frame (0: whole frames).
     val_patch_size : int
         Side of the validation crops in px.
+    baseline : bool
+        Queue the base config itself as the study's first trial (worker 0 of a new study; when
+        the space can express it, see :meth:`SearchSpace.point_of`), so that the study holds
+        the score the search has to beat, on the same crops.
     progress : bool
     """
 
@@ -84,6 +88,7 @@ class TuneConfig:
     val_data: str | Path | None = None
     val_patches: int = 6
     val_patch_size: int = 256
+    baseline: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -155,15 +160,29 @@ def run(config: TuneConfig) -> Path:
     fingerprint = _fingerprint(config, train, val)
     study = open_study(config.search)
     _check_same_study(study, fingerprint, config.search.storage)
-    _write_record(config, fingerprint, record)
+    baseline = _enqueue_baseline(study, config)
+    _write_record(config, fingerprint, record, baseline)
     objective = TrialObjective(config.base, config.space, train, conditions, config.objective,
                                runs_dir=out / "trials", data_source=record)
     study = run_search(objective, config.search, study=study, progress=config.progress)
-    write_summary(study, config)
+    write_summary(study, config, baseline)
     return out
 
 
-def _write_record(config: TuneConfig, fingerprint: dict[str, Any], record: dict) -> None:
+def _enqueue_baseline(study, config: TuneConfig) -> dict[str, Any]:
+    """Queue the base config as trial 0 of a new study; say whether it is (or why not)."""
+    if not config.baseline:
+        return {"queued": False, "reason": "disabled (--no-baseline)"}
+    values, reasons = config.space.point_of(config.base)
+    if values is None:
+        return {"queued": False, "reason": "; ".join(reasons)}
+    if config.search.worker == 0 and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(values, user_attrs={"baseline": True})
+    return {"queued": True, "values": values}
+
+
+def _write_record(config: TuneConfig, fingerprint: dict[str, Any], record: dict,
+                  baseline: dict[str, Any]) -> None:
     from cellrobust._io import write_json
     from cellrobust.stages._record import jsonable, provenance
     from cellrobust.training.tune.study import redact
@@ -176,12 +195,13 @@ def _write_record(config: TuneConfig, fingerprint: dict[str, Any], record: dict)
     write_json(Path(config.out) / "tune.json", provenance(
         "tune", {"search": resolved, "objective": config.objective.to_dict(),
                  "space": config.space.to_dict(), "base": config.base.to_dict(),
-                 "val_patches": config.val_patches, "val_patch_size": config.val_patch_size},
+                 "val_patches": config.val_patches, "val_patch_size": config.val_patch_size,
+                 "baseline": baseline},
         data=record, digests={k: fingerprint[k] for k in ("train_data", "validation_patches")},
         versions={"optuna": optuna.__version__, "torch": torch.__version__}))
 
 
-def write_summary(study, config: TuneConfig) -> None:
+def write_summary(study, config: TuneConfig, baseline: dict[str, Any] | None = None) -> None:
     """``trials.csv``, ``best_config.yaml``, ``tune.png`` and ``tune.md`` in ``config.out``."""
     from cellrobust._io import write_text
     from cellrobust.stages._record import save_figure
@@ -200,7 +220,7 @@ def write_summary(study, config: TuneConfig) -> None:
     command = (f"cellrobust train --config {out / 'best_config.yaml'}{data} "
                f"--out runs/tuned-{study.study_name}")
     write_text(out / "tune.md", summary.markdown(study, objective=config.objective.to_dict(),
-                                                 command=command))
+                                                 command=command, baseline=baseline))
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

@@ -259,9 +259,7 @@ def recipe_config(name: str = "original", **overrides: Any) -> TrainConfig:
     values: dict[str, Any] = {"recipe": name, **RECIPES[name]}
     model = overrides.pop("model", None)
     extra = overrides.pop("extra_artefacts", ())
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        collect_errors([f"unknown field(s) {unknown}"], "TrainConfig")
+    _check_fields(overrides)
     values.update(overrides)
     if isinstance(model, dict):
         model = dataclasses.replace(UNetConfig(), **model)
@@ -272,6 +270,22 @@ def recipe_config(name: str = "original", **overrides: Any) -> TrainConfig:
                        for a in extra)
         values["artefacts"] = tuple(values.get("artefacts", ())) + parsed
     return TrainConfig(**values)
+
+
+def _check_fields(overrides: dict[str, Any]) -> None:
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        collect_errors([f"unknown field(s) {unknown}"], "TrainConfig")
+
+
+def replace_config(base: TrainConfig, *, model: dict[str, Any] | None = None,
+                   **overrides: Any) -> TrainConfig:
+    """``base`` with ``overrides`` (TrainConfig fields) and ``model`` (UNetConfig fields)
+    changed; a new, validated config. Unknown fields raise one :class:`InputError`."""
+    _check_fields(overrides)
+    if model:
+        overrides["model"] = dataclasses.replace(base.model, **model)
+    return dataclasses.replace(base, **overrides)
 
 
 def load_train_config(path: str | os.PathLike) -> TrainConfig:
@@ -307,4 +321,4 @@ def load_train_config(path: str | os.PathLike) -> TrainConfig:
 
 
 __all__ = ["TrainConfig", "ArtefactRange", "RECIPES", "recipe_config", "MONITORS",
-           "load_train_config"]
+           "load_train_config", "replace_config"]

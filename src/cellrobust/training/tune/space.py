@@ -219,6 +219,37 @@ class SearchSpace:
         return dataclasses.replace(base, **train, artefacts=arts,
                                    model=dataclasses.replace(base.model, **model))
 
+    def point_of(self, config: TrainConfig) -> tuple[dict[str, Any] | None, list[str]]:
+        """The values of this space that reproduce ``config`` exactly, or why none do.
+
+        Returns
+        -------
+        values : dict or None
+            ``{name: value}`` with ``self.apply(config, values) == config``; None when the
+            space cannot express ``config`` (a value outside a range or grid, per-level dropout
+            rates, a field that applying the values would change).
+        reasons : list of str
+            Why not (empty when ``values`` is given).
+        """
+        values, reasons = {}, []
+        for param in self.params:
+            value, why = _base_value(param.name, config)
+            if why is not None:
+                reasons.append(why)
+            elif not _contains(param, value):
+                reasons.append(f"{param.name}: the base value {value!r} lies outside "
+                               f"{param.to_dict()}")
+            else:
+                values[param.name] = value
+        if reasons:
+            return None, reasons
+        applied = self.apply(config, values)
+        changed = [f.name for f in dataclasses.fields(config)
+                   if getattr(applied, f.name) != getattr(config, f.name)]
+        if changed:
+            return None, [f"applying the base values would change {', '.join(changed)}"]
+        return values, []
+
     def check_against(self, base: TrainConfig) -> None:
         """Raise one :class:`InputError` listing every extreme value that gives a bad config."""
         errors = []
@@ -250,16 +281,69 @@ def _spec(name: str, spec: Any) -> ParamSpec:
 
 def _artefact_ranges(base: tuple[ArtefactRange, ...],
                      values: Mapping[str, Any]) -> tuple[ArtefactRange, ...]:
+    """The base ranges with the tuned ones replaced in place (keeping their order and ``p``);
+    a tuned artefact the base lacks is appended; a value at the identity drops it."""
     from cellrobust import artefacts
 
     tuned = {k.split(":", 1)[1]: float(v) for k, v in values.items()
              if k.startswith("artefact:")}
-    out = [a for a in base if a.name not in tuned]
-    for name, value in tuned.items():
-        identity = float(artefacts.get(name).identity)
+    ranges = {a.name: a for a in base}
+    for name in tuned:
+        ranges.setdefault(name, ArtefactRange(name, 0.0, 0.0))
+    out = []
+    for name, current in ranges.items():
+        if name not in tuned:
+            out.append(current)
+            continue
+        identity, value = float(artefacts.get(name).identity), tuned[name]
         if value != identity:
-            out.append(ArtefactRange(name, min(identity, value), max(identity, value)))
+            out.append(dataclasses.replace(current, low=min(identity, value),
+                                           high=max(identity, value)))
     return tuple(out)
+
+
+def _base_value(name: str, config: TrainConfig) -> tuple[Any, str | None]:
+    """The value of parameter ``name`` that ``config`` has, or (None, why it has none)."""
+    if name in _TRAIN_FIELDS:
+        return getattr(config, name), None
+    if name in _MODEL_FIELDS:
+        return getattr(config.model, name), None
+    if name == "dropout":
+        rates = config.model.dropout
+        if rates is None or len(set(rates)) != 1:
+            return None, ("dropout: the base config uses per-level rates "
+                          f"{'(the model default)' if rates is None else list(rates)}, "
+                          "not one rate")
+        return rates[0], None
+    if name == "scale_spread":
+        return config.scale_range[1] - 1.0, None
+    from cellrobust import artefacts
+
+    art = name.split(":", 1)[1]
+    identity = float(artefacts.get(art).identity)
+    found = [a for a in config.artefacts if a.name == art]
+    if not found:
+        return identity, None
+    bounds = {found[0].low, found[0].high}
+    if identity not in bounds:
+        return None, (f"{name}: the base range [{found[0].low}, {found[0].high}] does not "
+                      f"start at the identity {identity}")
+    return max(bounds, key=lambda b: abs(b - identity)), None
+
+
+def _contains(param: ParamSpec, value: Any) -> bool:
+    if param.type == "categorical":
+        return any(type(value) is type(c) and value == c for c in param.choices)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if param.type == "int" and int(value) != value:
+        return False
+    if not param.low <= value <= param.high:
+        return False
+    if param.step is None:
+        return True
+    ratio = (value - param.low) / param.step
+    return math.isclose(ratio, round(ratio), abs_tol=1e-9)
 
 
 #: The default space: optimizer and learning rate, capacity, dropout, loss, augmentation and

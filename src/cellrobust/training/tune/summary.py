@@ -22,6 +22,7 @@ def trials_table(study: Any) -> list[dict[str, Any]]:
         row.update({f"score_{k}": v for k, v in trial.user_attrs.get("scores", {}).items()})
         row["pruned_at"] = trial.user_attrs.get("pruned_at")
         row["retry_of"] = trial.system_attrs.get("failed_trial")
+        row["baseline"] = bool(trial.user_attrs.get("baseline", False))
         row["run_dir"] = trial.user_attrs.get("run_dir")
         rows.append(row)
     return rows
@@ -97,9 +98,32 @@ def figure(study: Any, *, score: str = "mpc") -> Any:
     return fig
 
 
-def markdown(study: Any, *, objective: dict[str, Any], command: str) -> str:
-    """A short ``tune.md`` summary: the objective, trial counts, the best trial and how to
-    reproduce it."""
+def baseline_trial(study: Any) -> Any | None:
+    """The trial that ran the base config unchanged (queued by the tune stage), or None."""
+    found = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("baseline")]
+    return min(found, key=lambda t: t.number) if found else None
+
+
+def _baseline_lines(study: Any, best: Any, score: str,
+                    baseline: dict[str, Any] | None) -> list[str]:
+    trial = baseline_trial(study)
+    if trial is None:
+        why = (baseline or {}).get("reason", "not queued")
+        return [f"No baseline trial: {why}.", ""]
+    if trial.value is None:
+        return [f"Baseline (the base config unchanged): trial {trial.number}, "
+                f"{trial.state.name.lower()}.", ""]
+    return [f"Baseline (the base config unchanged): trial {trial.number}, {score} = "
+            f"{trial.value:.4f}; the best trial differs by {best.value - trial.value:+.4f}. "
+            "Both are scored on the validation crops that chose the best trial, so the "
+            "difference is optimistic: confirm it on held-out frames (`cellrobust sweep` or "
+            "`cellrobust study` of both `best.pt`, paired).", ""]
+
+
+def markdown(study: Any, *, objective: dict[str, Any], command: str,
+             baseline: dict[str, Any] | None = None) -> str:
+    """A short ``tune.md`` summary: the objective, trial counts, the best trial, the baseline
+    trial (the base config) and how to reproduce the best one."""
     counts = state_counts(study)
     lines = [f"# Tuning study `{study.study_name}`", "",
              f"Objective: maximise **{objective['score']}** of **{objective['metric']}** over "
@@ -112,8 +136,9 @@ def markdown(study: Any, *, objective: dict[str, Any], command: str) -> str:
     scores = best.user_attrs.get("scores", {})
     lines += [f"Best trial: **{best.number}**, {objective['score']} = {best.value:.4f} "
               f"(clean {scores.get('clean', float('nan')):.4f}, worst "
-              f"{scores.get('worst', float('nan')):.4f}).", "",
-              "| parameter | value |", "|---|---|"]
+              f"{scores.get('worst', float('nan')):.4f}).", ""]
+    lines += _baseline_lines(study, best, objective["score"], baseline)
+    lines += ["| parameter | value |", "|---|---|"]
     lines += [f"| `{k}` | {json.dumps(v)} |" for k, v in best.params.items()]
     imp = importances(study)
     if imp:
@@ -122,4 +147,4 @@ def markdown(study: Any, *, objective: dict[str, Any], command: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["trials_table", "best_trial", "state_counts", "importances", "figure", "markdown"]
+__all__ = ["trials_table", "best_trial", "baseline_trial", "state_counts", "importances", "figure", "markdown"]
