@@ -84,8 +84,16 @@ def figure(study: Any, *, score: str = "mpc") -> Any:
     for i, number in enumerate(pruned):
         ax_hist.axvline(number, color="0.8", lw=0.8, zorder=0,
                         label="pruned" if i == 0 else None)
+    base = baseline_trial(study)
+    if base is not None and base.value is not None:
+        ax_hist.axhline(base.value, color="0.4", ls="--", lw=0.8,
+                        label=f"baseline (trial {base.number})")
     ax_hist.set(xlabel="trial", ylabel=score, title="optimisation history")
-    ax_hist.legend(frameon=False, fontsize=8)
+    if ax_hist.get_legend_handles_labels()[0]:
+        ax_hist.legend(frameon=False, fontsize=8)
+    else:
+        ax_hist.text(0.5, 0.5, "no finished trial yet", ha="center", va="center",
+                     transform=ax_hist.transAxes)
     ax_hist.grid(alpha=0.3)
     imp = importances(study)
     names = list(imp)[::-1]
