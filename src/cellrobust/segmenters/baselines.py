@@ -217,10 +217,19 @@ def _gaussian32(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def _dog(image: np.ndarray, sigma_low: float, sigma_high: float) -> np.ndarray:
     """Difference of Gaussians in float32 (OpenCV), |error| < 1e-5 of the float64 result's
-    range on PSC-like frames; Otsu masks agree on >= 99.9 % of pixels (tested)."""
+    range on PSC-like frames; Otsu masks agree on >= 99.9 % of pixels (tested).
+
+    The wide Gaussian is the narrow one's output blurred by ``sqrt(high**2 - low**2)``
+    (Gaussians compose; a symmetric kernel keeps the reflected border consistent), so the
+    second pass uses a kernel of 29 instead of 41 taps at the default sigmas.
+    """
     x = np.ascontiguousarray(image, dtype=np.float32)
     low = _gaussian32(x, sigma_low)
-    low -= _gaussian32(x, sigma_high)
+    if sigma_high > sigma_low:
+        high = _gaussian32(low, math.sqrt(sigma_high ** 2 - sigma_low ** 2))
+    else:
+        high = _gaussian32(x, sigma_high)
+    low -= high
     return low
 
 
