@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from scipy import fft as sp_fft
 
+from cellrobust._threads import compute_threads
 from cellrobust._validation import check_choice, check_range
 from cellrobust.artefacts._util import median_cell_diameter, odd
 from cellrobust.artefacts.registry import Artefact, register
@@ -59,10 +60,12 @@ def disk_blur(images: np.ndarray, kern: np.ndarray) -> np.ndarray:
         return out
     shape = [sp_fft.next_fast_len(s + 2 * r, real=True) for s in (h, w)]
     spectrum = sp_fft.rfft2(kern, shape).astype(np.complex64)
+    workers = compute_threads()
     for start in range(0, n, FFT_CHUNK):
         padded = np.pad(images[start:start + FFT_CHUNK], ((0, 0), (r, r), (r, r)),
                         mode="reflect")
-        full = sp_fft.irfft2(sp_fft.rfft2(padded, shape) * spectrum, shape)
+        full = sp_fft.irfft2(sp_fft.rfft2(padded, shape, workers=workers) * spectrum, shape,
+                             workers=workers)
         out[start:start + FFT_CHUNK] = full[:, 2 * r:2 * r + h, 2 * r:2 * r + w]
     return out
 

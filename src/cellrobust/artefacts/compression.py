@@ -4,7 +4,7 @@ Two codecs, identical in what they lose:
 
 - ``codec="opencv"`` (default): a real encode/decode round trip through OpenCV's libjpeg
   (reports the file size in bytes); measured 4.5x faster per 256x256 patch than the DCT model.
-  Stacks are encoded and decoded in a thread pool (one thread per available core; OpenCV
+  Stacks are encoded and decoded in a thread pool (:func:`cellrobust._threads.compute_threads` threads; OpenCV
   releases the GIL), each image on its own, so the result does not depend on the threads.
 - ``codec="dct"`` (batched model): the lossy core of baseline JPEG computed
   directly - level shift by 128, orthonormal 8x8 DCT-II per block (separable, edge blocks
@@ -24,12 +24,12 @@ References: Wallace, IEEE Trans. Consumer Electron. 38(1) (1992); ITU-T T.81 Ann
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
+from cellrobust._threads import compute_threads
 from cellrobust._validation import DataError, check_choice
 from cellrobust.artefacts.registry import Artefact, register
 
@@ -101,17 +101,10 @@ def _roundtrip_all(img8: np.ndarray, quality: int) -> tuple[np.ndarray, list[int
     if img8.shape[0] == 1:
         results = [jpeg_roundtrip(img8[0], quality)]
     else:
-        workers = min(img8.shape[0], _cores())
+        workers = min(img8.shape[0], compute_threads())
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(lambda im: jpeg_roundtrip(im, quality), img8))
     return np.stack([r[0] for r in results]), [r[1] for r in results]
-
-
-def _cores() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _jpeg(images, value, rng, *, labels=None, dtype=None, codec="opencv"):

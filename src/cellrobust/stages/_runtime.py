@@ -14,22 +14,15 @@ across processes in :func:`cellrobust.models.fastpath.compile_cache_dir` (induct
 from __future__ import annotations
 
 import os
-import sys
+
+from cellrobust._threads import available_cores, set_compute_threads
 
 __all__ = ["available_cores", "configure_threads"]
 
 
-def available_cores() -> int:
-    """Cores this process may run on (CPU affinity; ``os.cpu_count()`` where unsupported)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
-    """Set the OpenMP wait policy, torch's intra-op threads and the persistent compile cache;
-    return the thread count.
+    """Set the OpenMP wait policy, torch's and OpenCV's threads and the persistent compile
+    cache; return the thread count.
 
     Parameters
     ----------
@@ -44,6 +37,4 @@ def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     os.environ.setdefault("OMP_NUM_THREADS", str(count))
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(count)
-    return count
+    return set_compute_threads(count)

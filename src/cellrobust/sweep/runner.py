@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cellrobust._threads import available_cores, set_compute_threads
 from cellrobust._validation import InputError
 from cellrobust.sweep.engine import (
     SweepConfig,
@@ -188,12 +189,9 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _init_worker(config, data, allow_code, threads, parent=None) -> None:
-    import sys
-
     die_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(max(1, threads))
+    set_compute_threads(threads)
     _WORKER.update(config=config, data=data, allow_code=allow_code)
 
 
@@ -252,7 +250,7 @@ def worker_pool(workers: int, initargs: tuple, *, threads: int) -> ProcessPoolEx
 
 
 def _run_processes(config, data, todo, execution, done) -> None:
-    threads = execution.threads_per_worker or max(1, (os.cpu_count() or 1) // execution.workers)
+    threads = execution.threads_per_worker or max(1, available_cores() // execution.workers)
     initargs = (config, data, execution.allow_code)
     with worker_pool(execution.workers, initargs, threads=threads) as pool:
         futures = [pool.submit(_worker_cell, cell) for cell in todo]
