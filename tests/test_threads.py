@@ -48,3 +48,42 @@ def test_runtime_configure_threads_uses_the_one_rule(restore_threads, monkeypatc
     assert configure_threads(threads=1) == 1 and compute_threads() == 1
     out, _, _ = artefacts.apply_batch(np.full((3, 32, 32), 100, np.uint8), "jpeg", 10.0, rng=0)
     assert out.shape == (3, 32, 32)
+
+
+def _running_now(readings):
+    """A fake /proc/loadavg whose running count follows ``readings``."""
+    it = iter(readings)
+
+    def fake_open(path, *args, **kwargs):
+        import io
+
+        assert path == "/proc/loadavg"
+        return io.StringIO(f"1.00 1.00 1.00 {next(it)}/300 4242\n")
+    return fake_open
+
+
+@pytest.mark.parametrize("readings, cores, expected", [
+    ([1, 1, 1, 1, 1], 2, 2),        # only the reader runs: every core is free
+    ([3, 3, 3, 3, 3], 2, 1),        # two busy loops on two cores: one thread (never 0)
+    ([2, 5, 2, 4, 2], 4, 3),        # passing tasks are not counted: the smallest reading
+    ([3, 3, 3, 3, 3], 8, 6),
+])
+def test_free_cores_subtracts_other_runnable_tasks(monkeypatch, readings, cores, expected):
+    import builtins
+
+    from cellrobust import _threads
+
+    monkeypatch.setattr(_threads, "available_cores", lambda: cores)
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(builtins, "open", _running_now(readings))
+    assert _threads.free_cores(interval_s=0) == expected
+    monkeypatch.setattr(builtins, "open", _running_now(readings))
+    assert _threads.default_threads(2) == max(1, expected // 2)
+
+
+def test_provenance_records_the_threads():
+    from cellrobust.stages._record import provenance
+
+    record = provenance("sweep", {"x": 1})["threads"]
+    assert record["available_cores"] == available_cores() and record["compute_threads"] >= 1
+    assert 1 <= record["free_cores"] <= available_cores()

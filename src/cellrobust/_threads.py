@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["available_cores", "compute_threads", "set_compute_threads"]
+__all__ = ["available_cores", "compute_threads", "default_threads", "free_cores",
+           "set_compute_threads", "thread_record"]
 
 
 def available_cores() -> int:
@@ -23,6 +24,51 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def free_cores(*, samples: int = 5, interval_s: float = 0.02) -> int:
+    """Cores not taken by other runnable tasks right now: the available cores minus the
+    runnable tasks of other processes (``/proc/loadavg``'s running count, the smallest of
+    ``samples`` readings ``interval_s`` apart, so a task that only passes by is not counted;
+    minus the reading thread itself), at least 1. Where ``/proc`` is not readable: all the
+    available cores."""
+    import time
+
+    cores = available_cores()
+    readings = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                readings.append(int(fh.read().split()[3].split("/")[0]))
+        except (OSError, ValueError, IndexError):
+            return cores
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    others = max(0, min(readings) - 1)
+    return max(1, min(cores, (os.cpu_count() or cores) - others))
+
+
+def default_threads(workers: int = 1) -> int:
+    """Threads per process when ``workers`` processes share the machine: the free cores
+    (:func:`free_cores`) divided among them, at least 1, so that by default there are never
+    more runnable compute threads than cores - on a loaded machine an OpenMP team larger
+    than its share of cores waits at every barrier for a descheduled member."""
+    return max(1, free_cores() // max(1, int(workers)))
+
+
+def thread_record() -> dict:
+    """What a result's provenance records about threads: cores, free cores, torch's and
+    OpenCV's thread counts, the OpenMP wait policy and the load average."""
+    record = {"available_cores": available_cores(), "free_cores": free_cores(samples=1),
+              "compute_threads": compute_threads(),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    if "torch" in sys.modules:
+        record["torch_threads"] = sys.modules["torch"].get_num_threads()
+    try:
+        record["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return record
 
 
 def compute_threads() -> int:

@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "allow_code", False):
         _working_directory_importable()
     try:
+        _configure_threads(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("cellrobust: interrupted", file=sys.stderr)
@@ -62,6 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         return _report(exc)
+
+
+def _configure_threads(args: argparse.Namespace) -> None:
+    """Threads and OpenMP settings for the whole run, before any stage imports torch."""
+    from cellrobust.stages._runtime import configure_threads
+
+    # --workers are processes sharing the cores only where the sweep runs (train's are data
+    # loaders, whose threads the loop sets to one)
+    sharing = getattr(args, "stage", None) in ("sweep", "study")
+    workers = (getattr(args, "workers", None) or 1) if sharing else 1
+    configure_threads(workers=workers, threads=getattr(args, "threads", None))
 
 
 def _working_directory_importable() -> None:

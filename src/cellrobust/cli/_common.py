@@ -84,13 +84,6 @@ def with_options(spec: str, items: list[str]) -> str:
     return ",".join([spec, *items]) if items else spec
 
 
-def set_threads(workers: int = 1) -> None:
-    """Size torch's CPU threads to the cores this process may use, shared by ``workers``."""
-    from cellrobust.stages._runtime import configure_threads
-
-    configure_threads(workers=workers)
-
-
 def csv_list(text: str) -> tuple[str, ...]:
     """``"a, b,c"`` -> ``("a", "b", "c")``."""
     return tuple(t.strip() for t in text.split(",") if t.strip())

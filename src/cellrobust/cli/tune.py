@@ -95,7 +95,6 @@ def _base(args: argparse.Namespace):
 def _tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from cellrobust.stages._runtime import configure_threads
     from cellrobust.stages.tune import TuneConfig, default_storage, run
     from cellrobust.training.tune import ObjectiveConfig, SearchConfig, SearchSpace
     from cellrobust.training.tune.space import DEFAULT_SPACE
@@ -115,7 +114,6 @@ def _tune(args: argparse.Namespace) -> int:
                         data=args.data, val_data=args.val_data, val_patches=args.val_patches,
                         val_patch_size=args.val_patch_size, baseline=args.baseline,
                         progress=not args.quiet)
-    configure_threads(threads=args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING if args.quiet else optuna.logging.INFO)
     out = run(config)
     print(out / "tune.md")

@@ -60,8 +60,11 @@ def provenance(stage: str, config: Any, *, segmenters: Sequence = (), **extra: A
     """
     import numpy
 
+    from cellrobust._threads import thread_record
+
     return {"stage": stage, "cellrobust": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "machine": platform.platform(),
+            "threads": thread_record(),
             "config": jsonable(config),
             "segmenters": model_records({getattr(s, "name", str(i)): s
                                          for i, s in enumerate(segmenters)}),

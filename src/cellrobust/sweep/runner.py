@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellrobust._threads import available_cores, set_compute_threads
+from cellrobust._threads import default_threads, set_compute_threads
 from cellrobust._validation import InputError
 from cellrobust.sweep.engine import (
     SweepConfig,
@@ -250,7 +250,7 @@ def worker_pool(workers: int, initargs: tuple, *, threads: int) -> ProcessPoolEx
 
 
 def _run_processes(config, data, todo, execution, done) -> None:
-    threads = execution.threads_per_worker or max(1, available_cores() // execution.workers)
+    threads = execution.threads_per_worker or default_threads(execution.workers)
     initargs = (config, data, execution.allow_code)
     with worker_pool(execution.workers, initargs, threads=threads) as pool:
         futures = [pool.submit(_worker_cell, cell) for cell in todo]
