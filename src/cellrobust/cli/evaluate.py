@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--model", metavar="SPEC", help=SEGMENTER_HELP.replace(", repeatable", ""))
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="segmenter option appended to --model's spec, repeatable (e.g. "
-                   "sigma_low=4.7 for a baseline; tile=512, tta=true for a checkpoint)")
+                   "sigma_low=4.7 for a baseline; tile=1024, tta=true for a checkpoint)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default results/evaluate/<model or pred name>)")
     p.add_argument("--thresholds", default="0.5:0.05:0.95", metavar="LIST",

@@ -50,6 +50,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Minimum fraction of probe pixels whose foreground must equal eager fp32's.
 AGREEMENT = 0.999
 BATCH_CANDIDATES = (1, 2, 4, 8)
+#: Pixels per forward pass a probed batch may hold: 8 windows of 512 x 512, the largest pass
+#: probed while the default window was 512 px (so whole-frame windows add no memory peak).
+MAX_BATCH_PIXELS = 8 * 512 * 512
 #: ``backend="auto"`` tries compiling once a window size has run this many seconds eagerly
 #: in one runner (compiling costs seconds; small jobs never pay it).
 COMPILE_AFTER_S = 30.0
@@ -254,7 +257,7 @@ class InferenceRunner:
         best, best_s = None, None
         for backend, precision in self._candidates():
             sizes = [best.batch_size if best else batch_size] if backend == "compile" else \
-                _batch_sizes(batch_size, len(sample))
+                _batch_sizes(batch_size, len(sample), int(np.prod(sample.shape[-2:])))
             for b in sizes:
                 plan = Plan(backend, precision, b)
                 if plan == ref_plan:  # the reference itself, measured above
@@ -369,9 +372,11 @@ class InferenceRunner:
             pass  # a read-only cache folder only costs a probe next time
 
 
-def _batch_sizes(batch_size: int, n: int) -> list[int]:
-    """Windows-per-pass candidates for eager paths (the given one first, none above ``n``)."""
-    sizes = [batch_size] + [b for b in BATCH_CANDIDATES if b != batch_size]
+def _batch_sizes(batch_size: int, n: int, window_px: int = 0) -> list[int]:
+    """Windows-per-pass candidates for eager paths: the given one first, then those of
+    :data:`BATCH_CANDIDATES` up to ``n`` windows and :data:`MAX_BATCH_PIXELS` pixels a pass."""
+    sizes = [batch_size] + [b for b in BATCH_CANDIDATES if b != batch_size
+                            and b * window_px <= MAX_BATCH_PIXELS]
     return [b for b in sizes if b <= max(n, 1)] or [batch_size]
 
 
