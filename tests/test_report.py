@@ -283,6 +283,9 @@ def test_a_bare_sweep_records_and_reports_each_models_provenance(tmp_path):
     recorded = json.loads((out / "config.json").read_text())["segmenters"]
     assert recorded["mine"]["sha256"] == file_sha256(ckpt) and recorded["mine"]["kind"] == "unet"
     assert recorded["otsu"]["kind"] == "baseline"
+    assert json.loads((out / "sweep.json").read_text())["models"]["mine"] == file_sha256(ckpt)
     build_report(out, ReportOptions(n_boot=20))
     summary = (out / "summary.md").read_text()
-    assert file_sha256(ckpt)[:12] in summary and "## Models" in summary
+    assert "## Models" in summary
+    assert f"| mine | unet | {ckpt} | {file_sha256(ckpt)[:12]} |" in summary
+    assert "| Otsu | baseline | otsu |" in summary

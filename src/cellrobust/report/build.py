@@ -97,17 +97,24 @@ def read_results(results_dir: str | Path) -> pd.DataFrame:
 
 def _run_info(folder: Path, table: pd.DataFrame) -> dict:
     """``study.json`` or ``sweep.json``; a sweep's models' provenance comes from the stage's
-    ``config.json`` (``segmenters``)."""
+    ``config.json`` (``segmenters``): ``sweep.json``'s own ``models`` holds only their digests
+    (the resume fingerprint)."""
     for name in ("study.json", "sweep.json"):
         if (folder / name).is_file():
             info = json.loads((folder / name).read_text())
-            if "models" not in info and (folder / "config.json").is_file():
+            if not _are_records(info.get("models")) and (folder / "config.json").is_file():
                 recorded = json.loads((folder / "config.json").read_text()).get("segmenters")
-                if isinstance(recorded, dict) and recorded:
+                if _are_records(recorded):
                     info["models"] = recorded
             return info
     return {"segmenters": sorted(set(table["segmenter"])),
             "artefacts": sorted(set(table["artefact"]))}
+
+
+def _are_records(models) -> bool:
+    """Whether ``models`` maps names to provenance records (not to bare digests)."""
+    return isinstance(models, dict) and bool(models) and all(
+        isinstance(v, dict) for v in models.values())
 
 
 def _artefact_table(table: pd.DataFrame) -> pd.DataFrame:
