@@ -131,13 +131,9 @@ def make_loader(dataset: PatchDataset, *, rank: int = 0, world: int = 1,
 def _worker_init(_: int) -> None:
     # Workers only cut and augment patches (numpy/OpenCV): one thread each, leaving the cores
     # to the training process.
-    torch.set_num_threads(1)
-    try:
-        import cv2
+    from cellrobust._threads import set_compute_threads
 
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover - opencv is a dependency
-        pass
+    set_compute_threads(1)
 
 
 __all__ = ["PatchDataset", "EpochSampler", "make_loader", "frames_from_samples"]
