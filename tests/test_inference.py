@@ -131,3 +131,22 @@ def test_predict_on_real_psc_frame(psc_dir, tmp_path, net):
                  "--quiet"]) == 0
     labels = tifffile.imread(tmp_path / "out" / "t235.tif")
     assert labels.shape == (576, 720) and labels.dtype == np.uint16
+
+
+@pytest.mark.parametrize("shape, passes", [((576, 720), [(1, 1, 608, 752)]),
+                                           ((520, 696), [(1, 1, 552, 728)]),
+                                           ((1000, 300), [(1, 1, 1024, 400)] * 2)])
+def test_default_window_runs_a_whole_psc_frame_as_one_pass(shape, passes):
+    # a PSC or U373 frame fits the default 1024 px window: one forward pass of the frame with
+    # 16 px of reflected context (its sides rounded up to the pooling grid); a frame taller
+    # than 976 px is tiled with the full 48 px halo (two 1024 x 400 windows)
+    from cellrobust.models.defaults import DEFAULT_TILE
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        small = build_unet(UNetConfig(width=2, depth=3)).eval()
+    seen = []
+    small.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    image = np.random.default_rng(0).integers(0, 255, shape).astype(np.uint8)
+    predict_tiled(small, image, whole_halo=16, batch_size=1)
+    assert DEFAULT_TILE == 1024 and seen == passes
