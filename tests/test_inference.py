@@ -139,7 +139,7 @@ def test_predict_on_real_psc_frame(psc_dir, tmp_path, net):
 def test_default_window_runs_a_whole_psc_frame_as_one_pass(shape, passes):
     # a PSC or U373 frame fits the default 1024 px window: one forward pass of the frame with
     # 16 px of reflected context (its sides rounded up to the pooling grid); a frame taller
-    # than 976 px is tiled with the full 48 px halo (two 1024 x 400 windows)
+    # than 928 px is tiled with the full 48 px halo (two 1024 x 400 windows)
     from cellrobust.models.defaults import DEFAULT_TILE
 
     with torch.random.fork_rng():
