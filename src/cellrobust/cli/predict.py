@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("U-Net options (also KEY=VALUE in MODEL)")
     g.add_argument("--tta", action="store_true", default=None,
                    help="average the 8 dihedral transforms")
-    g.add_argument("--tile", type=int, help="window side in px (default 1024: frames up to 928 px a side run as one pass)")
+    g.add_argument("--tile", type=int, help="window side in px (default 1024: frames up to "
+                   "928 px a side run as one pass)")
     g.add_argument("--halo", type=int, help="context px per side (default 47)")
     g.add_argument("--batch-size", type=int, help="windows per forward pass (default 2)")
     g.add_argument("--threshold", type=float, help="probability threshold (default 0.5)")
