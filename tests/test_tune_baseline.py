@@ -33,9 +33,11 @@ def test_point_of_reproduces_the_base_config():
 
 @pytest.mark.parametrize("space, expected", [
     (DEFAULT_SPACE, "dropout: the base config uses per-level rates (the model default)"),
-    ({"lr": {"type": "float", "low": 1e-2, "high": 1e-1}}, "lr: the base value 0.001 lies outside"),
+    ({"lr": {"type": "float", "low": 1e-2, "high": 1e-1}},
+     "lr: the base value 0.001 lies outside"),
     ({"width": {"type": "int", "low": 2, "high": 8, "step": 3}}, "width: the base value 4"),
-    ({"optimizer": {"type": "categorical", "choices": ["sgd"]}}, "optimizer: the base value 'adam'"),
+    ({"optimizer": {"type": "categorical", "choices": ["sgd"]}},
+     "optimizer: the base value 'adam'"),
     ({"scale_spread": {"type": "float", "low": 0, "high": 1}}, "would change scale_range"),
 ])
 def test_point_of_says_why_the_space_cannot_express_the_base(space, expected):
@@ -45,7 +47,8 @@ def test_point_of_says_why_the_space_cannot_express_the_base(space, expected):
 
 def test_tuned_artefact_ranges_keep_their_place_and_share():
     base = dataclasses.replace(micro_base(), artefacts=(
-        ArtefactRange("illumination", 0.0, 300.0, p=0.5), ArtefactRange("gaussian_noise", 0.0, 30.0)))
+        ArtefactRange("illumination", 0.0, 300.0, p=0.5),
+        ArtefactRange("gaussian_noise", 0.0, 30.0)))
     space = SearchSpace.from_mapping({"artefact:illumination": {"type": "float", "low": 0,
                                                                 "high": 900}})
     tuned = space.apply(base, {"artefact:illumination": 600.0})

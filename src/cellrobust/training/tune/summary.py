@@ -155,4 +155,5 @@ def markdown(study: Any, *, objective: dict[str, Any], command: str,
     return "\n".join(lines)
 
 
-__all__ = ["trials_table", "best_trial", "baseline_trial", "state_counts", "importances", "figure", "markdown"]
+__all__ = ["trials_table", "best_trial", "baseline_trial", "state_counts", "importances",
+           "figure", "markdown"]
