@@ -164,3 +164,16 @@ def test_cli_tune_config_file_with_a_bad_override_is_one_line(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and expected in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_baseline_nobody_beats_is_reported_as_such():
+    from cellrobust.training.tune.summary import markdown
+
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 0.0}, user_attrs={"baseline": True})
+    values = iter([0.7, 0.6, 0.65])
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), next(values))[1], n_trials=3)
+    objective = {"score": "mpc", "metric": "jaccard", "artefacts": ["noise"], "levels": [3]}
+    text = markdown(study, objective=objective, command="cellrobust train ...")
+    assert ("No trial beat the baseline (the base config unchanged): trial 0, mpc = 0.7000; "
+            "the best other trial, 2, scored 0.6500 (-0.0500).") in text

@@ -121,6 +121,17 @@ def _baseline_lines(study: Any, best: Any, score: str,
     if trial.value is None:
         return [f"Baseline (the base config unchanged): trial {trial.number}, "
                 f"{trial.state.name.lower()}.", ""]
+    if best.number == trial.number:
+        others = [t for t in study.get_trials(deepcopy=False)
+                  if t.value is not None and t.number != trial.number
+                  and t.state.name == "COMPLETE"]
+        runner_up = max(others, key=lambda t: (t.value, -t.number), default=None)
+        text = (f"No trial beat the baseline (the base config unchanged): trial "
+                f"{trial.number}, {score} = {trial.value:.4f}")
+        if runner_up is not None:
+            text += (f"; the best other trial, {runner_up.number}, scored "
+                     f"{runner_up.value:.4f} ({runner_up.value - trial.value:+.4f})")
+        return [text + ".", ""]
     return [f"Baseline (the base config unchanged): trial {trial.number}, {score} = "
             f"{trial.value:.4f}; the best trial differs by {best.value - trial.value:+.4f}. "
             "Both are scored on the validation crops that chose the best trial, so the "
