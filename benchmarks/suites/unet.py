@@ -272,7 +272,9 @@ def comparisons(smoke: bool, threads: int | None = None) -> list[Comparison]:
         Comparison(f"train step, batch {s['train_batch']} of {s['size']}²", "steps/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_train",
                         {**train, **opts}),
-                   _keras_peers("keras_train", train, threads, smoke), goal=1.5, rounds=4),
+                   # issue #18: >= 1.25x Keras (at equal validation Jaccard after the same
+                   # number of steps, which this throughput row does not measure)
+                   _keras_peers("keras_train", train, threads, smoke), goal=1.25, rounds=4),
         Comparison(f"inference, batch {s['infer_batch']} of {s['size']}²", "patches/s",
                    Side("cellrobust (PyTorch)", "benchmarks.suites.unet:ours_infer",
                         {**infer, **opts, "chunk": our_inference_chunk()}),
