@@ -19,7 +19,7 @@ from cellrobust._io import atomic_path, write_text
 from cellrobust._validation import DataError, check_choice, collect_errors
 from cellrobust.report import plots
 from cellrobust.report.html import Figure, ReportContent, render_html
-from cellrobust.report.strategies import strategy_report
+from cellrobust.report.strategies import paired_mpc, strategy_report
 from cellrobust.report.style import display_name, number, severity_text
 from cellrobust.report.summary import summary_markdown
 from cellrobust.report.tables import (clean_reference_view, models_view, paired_view,
@@ -163,8 +163,29 @@ def findings(table: pd.DataFrame, score_table: pd.DataFrame, opts: ReportOptions
                                       average=opts.average, n_boot=opts.n_boot, seed=opts.seed)
         for art, d in diffs[diffs["artefact"] != rb.CLEAN].groupby("artefact"):
             out.append(_main_effect(art, d.sort_values("severity_index").iloc[-1], opts))
+        mpc = paired_mpc(table, opts.robust, opts.baseline, metric=opts.metric,
+                         average=opts.average, n_boot=opts.n_boot, seed=opts.seed)
+        if len(mpc):
+            out.append(_mpc_effect(mpc, opts))
     out += _failure_modes(table, opts.average)
     return out
+
+
+def _mpc_effect(mpc: pd.DataFrame, opts: ReportOptions) -> str:
+    """One sentence: the robust model's mPC minus the baseline's, per artefact and overall."""
+    def part(row) -> str:
+        tag = "" if row["n_frames"] >= rb.MIN_FRAMES else f", {row['n_frames']} frames"
+        return (f"{'mean over artefacts' if row['artefact'] == 'mean' else row['artefact']} "
+                f"{row['diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]{tag}")
+
+    overall = mpc[mpc["artefact"] == "mean"].iloc[0]
+    verdict = ("not assessed" if overall["n_frames"] < rb.MIN_FRAMES else
+               "significantly higher" if overall["significant"] and overall["diff"] > 0 else
+               "significantly lower" if overall["significant"] else
+               "not significantly different")
+    return (f"mPC (severities >= 1), {display_name(opts.robust)} minus "
+            f"{display_name(opts.baseline)}, paired 95% CI over frames: "
+            + "; ".join(part(r) for _, r in mpc.iterrows()) + f" - {verdict}.")
 
 
 def _main_effect(art: str, top, opts: ReportOptions) -> str:

@@ -35,7 +35,7 @@ from cellrobust.segmenters.spec import SegmenterSpec
 from cellrobust.segmenters.strategies import STRATEGY_OPTIONS
 
 __all__ = ["COLUMNS", "StrategySection", "compare_strategies", "figure_strategies",
-           "read_specs", "strategies_view", "strategy_pairs", "strategy_report",
+           "paired_mpc", "read_specs", "strategies_view", "strategy_pairs", "strategy_report",
            "strategy_sentences"]
 
 #: Options that make a spec a strategy of its plain model.
@@ -179,6 +179,41 @@ def compare_strategies(table: pd.DataFrame, pairs: Iterable[tuple[str, str]], *,
                          _verdict(ma[0] - mb[0], float(m_lo), float(m_hi), n_frames,
                                   boot.n_boot, min_effect), end_b, end_a])
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def paired_mpc(table: pd.DataFrame, a: str, b: str, *, metric: str = "jaccard",
+               average: str = "micro", n_boot: int = rb.DEFAULT_N_BOOT,
+               ci: float = rb.DEFAULT_CI, seed: int = 0) -> pd.DataFrame:
+    """mPC of segmenter ``a`` minus ``b`` per artefact and over all artefacts, paired.
+
+    mPC is the mean over severity levels >= 1 (as :func:`cellrobust.robustness.scores`); the
+    ``"mean"`` row averages the artefacts' mPC. Every interval comes from the same frame
+    bootstrap replicates for both segmenters (:func:`cellrobust.robustness.frame_bootstrap`),
+    so it is a paired interval.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``artefact, mpc_a, mpc_b, diff, lo, hi, n_frames, significant`` (one row per
+        artefact both were swept on, then ``"mean"``); empty when they share no artefact.
+    """
+    columns = ["artefact", "mpc_a", "mpc_b", "diff", "lo", "hi", "n_frames", "significant"]
+    boot = rb.frame_bootstrap(table["sample"], n_boot=n_boot, seed=seed)
+    curves = _curves(table[table["segmenter"].isin({a, b})], metric, boot, average)
+    arts = sorted(art for seg, art in curves if seg == b and (a, art) in curves)
+    if not arts:
+        return pd.DataFrame(columns=columns)
+    per = {art: (_mpc(curves[(a, art)][1]), _mpc(curves[(b, art)][1])) for art in arts}
+    per["mean"] = tuple(np.mean([per[art][i] for art in arts], axis=0) for i in (0, 1))
+    rows = []
+    for art, (ma, mb) in per.items():
+        lo, hi = rb.interval((ma - mb)[1:], ci)
+        frames = min(min(curves[(s, x)][3] for s in (a, b)) for x in (arts if art == "mean"
+                                                                        else [art]))
+        assessed = frames >= rb.MIN_FRAMES and boot.n_boot > 0 and np.isfinite(lo)
+        rows.append([art, ma[0], mb[0], ma[0] - mb[0], float(lo), float(hi), frames,
+                     bool(assessed and (lo > 0 or hi < 0))])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def strategy_sentences(comparison: pd.DataFrame, *, metric: str = "jaccard") -> list[str]:
