@@ -6,9 +6,8 @@ A library function never calls ``torch.set_num_threads``; the command line calls
 settings take effect). Threads default to the cores this process may run on (its CPU
 affinity, which container and ``taskset`` limits respect) that other runnable processes do not
 occupy, divided among the worker processes, so there are never more runnable compute threads
-than cores. Idle OpenMP
-threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless the user set it): on a
-shared machine spinning threads burn the cores other processes need. Compiled graphs persist
+than cores. Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``, unless
+the user set it): on a shared machine spinning threads burn the cores other processes need. Compiled graphs persist
 across processes in :func:`cellrobust.models.fastpath.compile_cache_dir` (inductor's
 ``TORCHINDUCTOR_CACHE_DIR``, unless the user set it), so compilation is paid once per machine.
 """
