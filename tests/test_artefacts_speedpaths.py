@@ -163,3 +163,25 @@ def test_float32_dog_is_as_close_to_the_exact_dog_as_float64_scipy():
     assert err_fast <= err_scipy and err_fast < 1e-4
     for reference in (exact, scipy_default):
         assert (_otsu_mask(fast, 1024) == _otsu_mask(reference, 1024)).mean() >= 0.9999
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_jpeg_takes_the_raw_stack_and_scales_each_image_back_as_before(dtype):
+    # the JPEG kernel gets the caller's array (raw_input): never written, and every image goes
+    # to 8 bits, through libjpeg and back with _to_8bit's float32 arithmetic, thread-independent
+    from cellrobust.artefacts.compression import _to_8bit
+
+    rng = np.random.default_rng(11)
+    images = (rng.random((6, 40, 56)) * (250 if dtype == np.uint8 else 3000) - (
+        500 if np.issubdtype(dtype, np.floating) else 0)).astype(dtype)
+    before = images.copy()
+    out, _, params = artefacts.apply_batch(images, "jpeg", 5.0, rng=0, normalise="none")
+    np.testing.assert_array_equal(images, before)
+    img8, lo, scale = _to_8bit(images.astype(np.float32), images.dtype)
+    for i in range(len(images)):
+        decoded, nbytes = jpeg_roundtrip(img8[i], 5)
+        expected = decoded.astype(np.float32)
+        if scale is not None:
+            expected = expected * scale[i] + lo[i]
+        np.testing.assert_array_equal(out[i], expected)
+        assert params[i]["bytes"] == nbytes

@@ -87,7 +87,7 @@ def _as_batch(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _run(art, images, labels, value, gen, mode, options):
-    x = images.astype(np.float32)  # always a fresh copy
+    x = images if art.raw_input else images.astype(np.float32)  # else always a fresh copy
     if art.kind == "geometric":
         out, lab, params = art.kernel(x, labels, value, gen, dtype=images.dtype, **options)
     else:

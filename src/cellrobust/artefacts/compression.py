@@ -97,27 +97,48 @@ def _to_8bit(images, dtype):
     return np.clip(np.rint((images - lo) / scale), 0, 255).astype(np.uint8), lo, scale
 
 
-def _roundtrip_all(img8: np.ndarray, quality: int) -> tuple[np.ndarray, list[int]]:
-    """libjpeg round trip of every image; threads for stacks (OpenCV releases the GIL)."""
-    if img8.shape[0] == 1:
-        results = [jpeg_roundtrip(img8[0], quality)]
+def _roundtrip_all(images: np.ndarray, quality: int) -> tuple[np.ndarray, list[int]]:
+    """libjpeg round trip of every image of an (N, H, W) stack of any real dtype, back in its
+    gray-level scale (float32). Each image is taken to 8 bits, encoded, decoded and scaled back
+    on its own - in a thread pool for stacks (OpenCV releases the GIL), where the conversions
+    run on cache-hot images - with the float32 arithmetic of :func:`_to_8bit`, so the result
+    does not depend on the threads."""
+    out = np.empty(images.shape, dtype=np.float32)
+    sizes = [0] * images.shape[0]
+
+    def one(i: int) -> None:
+        if images.dtype == np.uint8:  # exact gray levels already
+            decoded, sizes[i] = jpeg_roundtrip(np.ascontiguousarray(images[i]), quality)
+            out[i] = decoded
+            return
+        img = images[i].astype(np.float32)
+        lo = img.min()
+        span = img.max() - lo
+        scale = np.float32(span / np.float32(255)) if span > 0 else np.float32(1)
+        img8 = np.clip(np.rint((img - lo) / scale), 0, 255).astype(np.uint8)
+        decoded, sizes[i] = jpeg_roundtrip(img8, quality)
+        np.multiply(decoded, scale, out=out[i])
+        out[i] += lo
+
+    workers = min(images.shape[0], compute_threads())
+    if workers == 1:
+        for i in range(images.shape[0]):
+            one(i)
     else:
-        workers = min(img8.shape[0], compute_threads())
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda im: jpeg_roundtrip(im, quality), img8))
-    return np.stack([r[0] for r in results]), [r[1] for r in results]
+            list(pool.map(one, range(images.shape[0])))
+    return out, sizes
 
 
 def _jpeg(images, value, rng, *, labels=None, dtype=None, codec="opencv"):
     check_choice("codec", codec, ("dct", "opencv"))
     quality = int(round(value))
-    img8, lo, scale = _to_8bit(images, dtype)
-    if codec == "dct":
-        out, nonzero = jpeg_dct(img8.astype(np.float32), quality)
-        params = [{"quality": quality, "nonzero_coefficients": int(k)} for k in nonzero]
-    else:
-        out, sizes = _roundtrip_all(img8, quality)
-        params = [{"quality": quality, "bytes": nbytes} for nbytes in sizes]
+    if codec == "opencv":  # the raw input (registered raw_input=True), image by image
+        out, sizes = _roundtrip_all(images, quality)
+        return out, [{"quality": quality, "bytes": nbytes} for nbytes in sizes]
+    img8, lo, scale = _to_8bit(np.asarray(images, dtype=np.float32), dtype)
+    out, nonzero = jpeg_dct(img8.astype(np.float32), quality)
+    params = [{"quality": quality, "nonzero_coefficients": int(k)} for k in nonzero]
     out = out.astype(np.float32)
     return out if scale is None else out * scale + lo, params
 
@@ -132,4 +153,5 @@ JPEG = register(Artefact(
     description="8-bit baseline-JPEG loss (8x8 DCT quantisation, IJG table) at the given "
                 "quality",
     kernel=_jpeg,
+    raw_input=True,
 ))

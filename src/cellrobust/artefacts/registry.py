@@ -5,7 +5,9 @@ An artefact is a *batched kernel* plus metadata: the physical parameter it is gr
 unit, the continuous grid used for robustness curves, named study presets, and a six-value
 ladder (severity levels 0..5, level 0 = identity) calibrated on PhC-C2DL-PSC.
 
-Kernel signatures (``images`` is float32 ``(N, H, W)``, ``rng`` a numpy Generator):
+Kernel signatures (``images`` is a float32 ``(N, H, W)`` copy of the input, ``rng`` a numpy
+Generator; a kernel registered with ``raw_input=True`` gets the caller's array itself, in its
+own dtype and read-only by contract, and converts what it needs image by image):
 
 - intensity: ``kernel(images, value, rng, *, labels, **options) -> (images, params)``
 - geometric: ``kernel(images, labels, value, rng, **options) -> (images, labels, params)``
@@ -71,6 +73,10 @@ class Artefact:
         The batched implementation (see module docstring).
     frame_kernel : callable or None
         Frame-level implementation (see module docstring); ``None`` for patch-level artefacts.
+    raw_input : bool
+        The kernel takes the input array as given (any dtype, never written) instead of a
+        float32 copy of the whole stack - for kernels that convert image by image anyway
+        (JPEG goes to 8 bits), where the stack-wide copy would only cost memory traffic.
     """
 
     name: str
@@ -87,6 +93,7 @@ class Artefact:
     default_normalise: str = "clip"
     kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     frame_kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    raw_input: bool = False
 
     @property
     def scope(self) -> str:
