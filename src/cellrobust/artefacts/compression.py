@@ -85,24 +85,29 @@ def jpeg_roundtrip(image8: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE), int(buf.size)
 
 
+def _image_to_8bit(img: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
+    """One float32 (H, W) image as uint8 with its offset and scale: x ~= img8 * scale + lo."""
+    lo = img.min()
+    span = img.max() - lo
+    scale = np.float32(span / np.float32(255)) if span > 0 else np.float32(1)
+    return np.clip(np.rint((img - lo) / scale), 0, 255).astype(np.uint8), lo, scale
+
+
 def _to_8bit(images, dtype):
-    """(N, H, W) uint8 images, per-image offset and scale: x ~= img8 * scale + lo."""
-    n = images.shape[0]
+    """(N, H, W) uint8 images, per-image offset and scale (N, 1, 1): x ~= img8 * scale + lo."""
     if dtype is not None and np.dtype(dtype) == np.uint8:  # exact gray levels already
         return images.astype(np.uint8), None, None
-    flat = images.reshape(n, -1)
-    lo = flat.min(axis=1)[:, None, None]
-    span = flat.max(axis=1)[:, None, None] - lo
-    scale = np.where(span > 0, span / np.float32(255), 1).astype(np.float32)
-    return np.clip(np.rint((images - lo) / scale), 0, 255).astype(np.uint8), lo, scale
+    img8, lo, scale = zip(*(_image_to_8bit(img) for img in images))
+    return (np.stack(img8), np.array(lo, np.float32)[:, None, None],
+            np.array(scale, np.float32)[:, None, None])
 
 
 def _roundtrip_all(images: np.ndarray, quality: int) -> tuple[np.ndarray, list[int]]:
     """libjpeg round trip of every image of an (N, H, W) stack of any real dtype, back in its
     gray-level scale (float32). Each image is taken to 8 bits, encoded, decoded and scaled back
     on its own - in a thread pool for stacks (OpenCV releases the GIL), where the conversions
-    run on cache-hot images - with the float32 arithmetic of :func:`_to_8bit`, so the result
-    does not depend on the threads."""
+    run on cache-hot images - with :func:`_image_to_8bit`, so the result does not depend on the
+    threads."""
     out = np.empty(images.shape, dtype=np.float32)
     sizes = [0] * images.shape[0]
 
@@ -111,11 +116,7 @@ def _roundtrip_all(images: np.ndarray, quality: int) -> tuple[np.ndarray, list[i
             decoded, sizes[i] = jpeg_roundtrip(np.ascontiguousarray(images[i]), quality)
             out[i] = decoded
             return
-        img = images[i].astype(np.float32)
-        lo = img.min()
-        span = img.max() - lo
-        scale = np.float32(span / np.float32(255)) if span > 0 else np.float32(1)
-        img8 = np.clip(np.rint((img - lo) / scale), 0, 255).astype(np.uint8)
+        img8, lo, scale = _image_to_8bit(images[i].astype(np.float32))
         decoded, sizes[i] = jpeg_roundtrip(img8, quality)
         np.multiply(decoded, scale, out=out[i])
         out[i] += lo
