@@ -214,11 +214,34 @@ def test_init_weights_fine_tunes_from_a_checkpoint(tmp_path):
                   progress=False)
     after = read_checkpoint(best2)["state_dict"]
     assert all(torch.allclose(start[k], after[k], atol=1e-6) for k in start)
-    with pytest.raises(InputError, match="different model"):
+    with pytest.raises(InputError, match="different architecture"):
         train(recipe_config("original", patch_size=32, epochs=1, workers=0,
                             init_weights=str(best)),
               synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "c", progress=False)
+    rescaled = recipe_config("original", patch_size=32, patches_per_frame=1, epochs=1, workers=0,
+                             model={"width": 4, "normalisation": "percentile"},
+                             init_weights=str(best), lr=1e-12)
+    best3 = train(rescaled, synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "d",
+                  progress=False)
+    payload = read_checkpoint(best3)
+    assert payload["model_config"]["normalisation"] == "percentile"
+    assert all(torch.allclose(start[k], payload["state_dict"][k], atol=1e-6) for k in start)
 
+
+
+def test_train_stage_refuses_a_wrong_init_checkpoint_before_claiming_its_folder(tmp_path):
+    from cellrobust.stages import train as stage
+
+    small = recipe_config("original", patch_size=32, patches_per_frame=1, epochs=1, workers=0,
+                          model={"width": 4})
+    best = train(small, synthetic_samples(1), synthetic_samples(1), run_dir=tmp_path / "a",
+                 progress=False)
+    wider = recipe_config("original", patch_size=32, epochs=1, workers=0, model={"width": 8},
+                          init_weights=str(best))
+    out = tmp_path / "never"
+    with pytest.raises(InputError, match="init_weights: .* different architecture"):
+        stage.run(stage.TrainStageConfig(train=wider, out=out), progress=False)
+    assert not out.exists()
 
 def test_artefact_probability_parses_validates_and_round_trips():
     art = ArtefactRange.parse("gaussian_noise:0:100:0.5")

@@ -72,10 +72,12 @@ def run(config: TrainStageConfig, *, progress: bool = True,
         on_epoch: Callable[[dict], None] | None = None) -> Path:
     """Train into ``config.out``; return the path of ``best.pt``."""
     from cellrobust.stages._outputs import guarded_output
-    from cellrobust.training.loop import train
+    from cellrobust.training.loop import init_state_dict, train
 
     tc = config.train
     train_frames, val_frames, record = load_frames(config, seed=tc.seed)
+    if tc.init_weights and not config.resume:
+        init_state_dict(tc)  # a wrong checkpoint is refused before the folder is claimed
     with guarded_output(config.out, owner="train", inputs=(config.data, config.val_data),
                         overwrite=config.overwrite, reuse=config.resume,
                         expected=RUN_FILES) as out:

@@ -44,6 +44,25 @@ from cellrobust.training.data import PatchDataset, frames_from_samples, make_loa
 from cellrobust.training.history import plot_curves, write_history
 
 
+def init_state_dict(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The weights of ``config.init_weights``, checked against ``config.model``.
+
+    The architecture must match; the input scaling may differ: ``normalisation`` scales the
+    gray levels before the network and holds no weights, so a fine-tune may change it (e.g.
+    ``max`` to ``percentile``, an affine change of the input that the first layer absorbs).
+    Called by the train stage before it claims its output folder, so a mismatch leaves nothing.
+    """
+    path = config.init_weights
+    payload = read_checkpoint(path)
+    theirs, ours = dict(payload["model_config"]), config.model.to_dict()
+    theirs.pop("normalisation", None)
+    ours.pop("normalisation", None)
+    if theirs != ours:
+        raise InputError(f"init_weights: {path} holds a different architecture ({theirs}, "
+                         f"this config: {ours}); set the model config to match")
+    return payload["state_dict"]
+
+
 class StopTraining(Exception):
     """Raised by an ``on_epoch`` callback to end training after the current epoch.
 
@@ -80,7 +99,7 @@ class Trainer:
             torch.manual_seed(config.seed)  # weights depend on the seed only, not on globals
             self.net = build_unet(config.model)
         if config.init_weights:
-            self._load_init_weights(config.init_weights)
+            self.net.load_state_dict(init_state_dict(config))
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.net = self.net.to(self.device, memory_format=fmt)
         self.model = ddp.wrap(self.net, self.ctx, self.device)
@@ -92,13 +111,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best = {"value": None, "epoch": None, "wait": 0}
         self.torch_rng = _seeded_rng_state(config.seed + 1 + self.ctx.rank)
-
-    def _load_init_weights(self, path: str) -> None:
-        payload = read_checkpoint(path)
-        if payload["model_config"] != self.config.model.to_dict():
-            raise InputError(f"init_weights: {path} holds a different model "
-                             f"({payload['model_config']}); set the model config to match")
-        self.net.load_state_dict(payload["state_dict"])
 
     # -- one epoch -------------------------------------------------------------------------
     def _train_epoch(self) -> tuple[float, int]:
