@@ -6,4 +6,4 @@ and imports only the standard library at import time, so peer environments (whic
 have cellrobust installed) can run its worker code.
 """
 
-SUITES = ("unet", "inference", "metrics", "artefacts", "baselines", "study")
+SUITES = ("unet", "convergence", "inference", "metrics", "artefacts", "baselines", "study")

@@ -8,7 +8,8 @@ the project's ``.venv`` or in a peer environment. Protocol (one JSON object per 
   ``step() -> dict`` and optional ``info`` and ``values``); one untimed warm-up ``step()``
   follows unless ``"warmup": false``. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
 - ``{"op": "step"}`` — one timed call of ``step()``; reply ``{"ok": true, "seconds": s,
-  "cpu_seconds": c, "units": n}`` where ``units`` is the work done (patches, steps, pairs).
+  "cpu_seconds": c, "units": n, "values": [...]}`` where ``units`` is the work done (patches,
+  steps, pairs) and ``values`` the bench's values after the step, when it has any.
 - ``{"op": "quit"}``.
 
 Anything a library prints goes to stderr (fd 1 is redirected), so the protocol stays clean.
@@ -52,7 +53,11 @@ def _step(bench) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     out = bench.step() or {}
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"ok": True, "seconds": seconds, "cpu_seconds": cpu, "units": out.get("units", 1)}
+    reply = {"ok": True, "seconds": seconds, "cpu_seconds": cpu, "units": out.get("units", 1)}
+    values = getattr(bench, "values", None)
+    if values is not None:  # a bench whose steps produce values (e.g. one training run each)
+        reply["values"] = values() if callable(values) else values
+    return reply
 
 
 def main() -> int:

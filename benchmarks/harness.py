@@ -155,6 +155,8 @@ def _timed_round(worker: Worker | None, record: dict) -> float | None:
     except WorkerError as exc:
         record["error"] = str(exc)
         return None
+    if reply.get("values") is not None:
+        record["values"] = reply["values"]
     thr = reply["units"] / reply["seconds"]
     record["throughput"].append(thr)
     record.setdefault("cpu_share", []).append(reply["cpu_seconds"] / reply["seconds"])

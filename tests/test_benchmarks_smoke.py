@@ -131,3 +131,48 @@ def test_growth_exponent_fit():
 def test_cli_rejects_unknown_suite():
     proc = _run(["run", "nope"], timeout=60)
     assert proc.returncode == 2 and "unknown suite" in proc.stderr
+
+
+def test_convergence_verdict_against_the_seeds_spread():
+    from benchmarks.suites.convergence import jaccard_lines
+
+    def row(ours, keras):
+        return {"name": "fit", "ours": {"label": "ours", "values": ours},
+                "peers": [{"label": "keras", "values": keras}]}
+
+    equal = jaccard_lines([row([0.70, 0.74, 0.72], [0.71, 0.73, 0.72])])
+    assert equal[-1].endswith("equal within the seeds' spread") and "+0.000" in equal[-1]
+    lower = jaccard_lines([row([0.60, 0.61, 0.60], [0.70, 0.71, 0.70])])
+    assert lower[-1].endswith("ours LOWER") and "-0.100" in lower[-1]
+    assert "ours higher" in jaccard_lines([row([0.8, 0.8], [0.7, 0.71])])[-1]
+    assert len(jaccard_lines([row([0.7], None)])) == 1  # a skipped peer: no difference line
+
+
+def test_convergence_runs_are_seeded(tmp_path):
+    from benchmarks.suites.convergence import ours_fit, write_patches
+
+    data = tmp_path / "p.npz"
+    assert write_patches(data, size=32, batch=2, steps=3, val=2) == "synthetic cell images"
+    a, b = ours_fit(data=str(data), batch=2, threads=1), ours_fit(data=str(data), batch=2,
+                                                                   threads=1)
+    assert a.step() == {"units": 3} and b.step() == {"units": 3}
+    a.step()
+    assert a.values[0] == b.values[0]  # round 0 of two benches: the same seed, the same run
+    assert len(a.values) == 2 and all(0.0 <= v <= 1.0 for v in a.values)
+
+
+def test_sweep_tables_differ_only_where_they_do(tmp_path):
+    import pandas as pd
+
+    from benchmarks.sweep_vs_commit import table_differences
+
+    base = pd.DataFrame({"segmenter": ["u", "u"], "artefact": ["noise", "noise"],
+                         "severity_index": [0, 1], "sample": ["s0", "s0"], "tp_px": [5, 6],
+                         "fp_px": [1, float("nan")], "runtime_s": [0.1, 0.2]})
+    for name, frame in (("a", base), ("b", base.assign(runtime_s=[9.0, 9.0])),
+                        ("c", base.assign(tp_px=[5, 7]))):
+        (tmp_path / name).mkdir()
+        frame.to_csv(tmp_path / name / "results.csv", index=False)
+    same = table_differences(tmp_path / "a", tmp_path / "b")
+    assert same == {"rows": 2, "unmatched_rows": 0, "differing_columns": {}}
+    assert table_differences(tmp_path / "a", tmp_path / "c")["differing_columns"] == {"tp_px": 1}
