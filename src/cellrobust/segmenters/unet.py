@@ -187,9 +187,10 @@ def _build(spec) -> UNetSegmenter:
 
 def _kind():
     from cellrobust.segmenters.kind import Kind
+    from cellrobust.segmenters.zoo import ZOO
 
     return Kind(name="unet", summary="a cellrobust U-Net checkpoint (cellrobust train)",
-                target="a .pt file, or a shipped model: psc-robust, psc-original",
+                target=f"a .pt file, or a shipped model: {', '.join(ZOO)}",
                 options=OPTIONS, requires=("torch",), extra=None,
                 example="mine=runs/a/best.pt,tta=true", build=_build, detect=_is_checkpoint)
 

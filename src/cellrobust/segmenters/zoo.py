@@ -13,8 +13,11 @@ __all__ = ["ZOO", "zoo_path"]
 
 #: name -> (checkpoint file in cellrobust/zoo, one-line description)
 ZOO: dict[str, tuple[str, str]] = {
-    "psc-robust": ("psc-robust.pt", "PhC-C2DL-PSC U-Net trained with illumination, noise and "
-                   "scale augmentation (the robust recipe)"),
+    "psc-robust": ("psc-robust.pt", "PhC-C2DL-PSC U-Net: psc-original fine-tuned with "
+                   "illumination and noise on part of the patches, dihedral, percentile input"),
+    "psc-robust-scale": ("psc-robust-scale.pt", "PhC-C2DL-PSC U-Net trained with "
+                         "illumination, noise and zoom 0.5-2 (the robust recipe): for cells "
+                         "that change size, at a cost on clean images"),
     "psc-original": ("psc-original.pt", "PhC-C2DL-PSC U-Net, the studies' original recipe "
                      "(no augmentation)"),
 }
