@@ -77,12 +77,23 @@ def _load_cell(row: dict) -> str:
     return f"{before[0]:.2f} → {after[0]:.2f}"
 
 
+def _rounds_text(doc: dict) -> str:
+    """The interleaved rounds the rows actually ran (a suite may set its own count)."""
+    counts = sorted({peer["ratio"]["n"] for suite in doc.get("suites", [])
+                     for row in suite.get("rows", []) for peer in row.get("peers", [])
+                     if peer.get("ratio", {}).get("n")})
+    if not counts or counts == [doc["rounds"]]:
+        return f"{doc['rounds']} interleaved rounds per comparison"
+    span = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"{span} interleaved rounds per comparison (default {doc['rounds']})"
+
+
 def _machine_lines(doc: dict) -> list[str]:
     m = doc["machine"]
     cores = f"{m['logical_cores']} logical cores ({m['usable_cores']} usable)"
     lines = [(f"- Date: {m['date_utc']}; commit {m.get('git_commit') or '?'}; "
              f"{'SMOKE sizes (not results)' if doc['smoke'] else 'full sizes'}, "
-             f"{doc['rounds']} interleaved rounds per comparison; total {m['total_wall_s']} s"),
+             f"{_rounds_text(doc)}; total {m['total_wall_s']} s"),
              (f"- CPU: {m['cpu_model']}, {cores}, flags {', '.join(m['cpu_flags'])}; "
              f"{m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}"),
              f"- CPU features: {m.get('cpu_features') or '?'}; GPU: {m['gpu'] or 'none'}",

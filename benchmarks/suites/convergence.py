@@ -30,7 +30,7 @@ N_TRAIN_FRAMES = 81  # the default contiguous split of the 101 frames: 81 train,
 def _sizes(smoke: bool) -> dict:
     if smoke:
         return {"size": 64, "batch": 2, "steps": 2, "val": 2}
-    return {"size": 256, "batch": 2, "steps": 250, "val": 40}
+    return {"size": 256, "batch": 2, "steps": 150, "val": 40}
 
 
 def _psc_frames() -> tuple[list[np.ndarray], list[np.ndarray]] | None:
