@@ -39,6 +39,15 @@ def strict():
     return ThresholdSegmenter("strict", offset=20.0)
 
 
+def logged():
+    """``thresh``, appending this process's pid to ``$SWEEP_FAKE_BUILD_LOG`` when built."""
+    log = os.environ.get("SWEEP_FAKE_BUILD_LOG")
+    if log:
+        with open(log, "a", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+    return ThresholdSegmenter("thresh")
+
+
 def discs(n: int = 4, size: int = 48, seed: int = 0) -> list[Sample]:
     """Bright discs on a dark noisy background, with instance labels."""
     rng = np.random.default_rng(seed)

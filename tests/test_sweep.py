@@ -105,6 +105,19 @@ def test_process_pool_gives_identical_table(serial, tmp_path):
     pd.testing.assert_frame_equal(_strip(out), _strip(table))
 
 
+def test_pool_workers_build_their_segmenters_once_not_per_cell(tmp_path, monkeypatch):
+    log = tmp_path / "builds.txt"
+    monkeypatch.setenv("SWEEP_FAKE_BUILD_LOG", str(log))
+    config = _config(segmenters=("py:_sweep_fakes:logged",))
+    out = run_sweep(config, discs(), tmp_path / "run", execution=Execution(workers=2, allow_code=True))
+    cells = out[["artefact", "severity_index"]].drop_duplicates()
+    pids = log.read_text().split()
+    parent = str(os.getpid())
+    workers = [p for p in pids if p != parent]
+    assert len(cells) > 4 and pids.count(parent) == 1  # the preflight build
+    assert 1 <= len(workers) <= 2 and len(set(workers)) == len(workers), pids
+
+
 SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})

@@ -192,6 +192,7 @@ def _init_worker(config, data, allow_code, threads, parent=None) -> None:
     die_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
     set_compute_threads(threads)
+    _WORKER.clear()
     _WORKER.update(config=config, data=data, allow_code=allow_code)
 
 
@@ -233,7 +234,17 @@ def _watch_parent(parent: int) -> None:
 def _worker_cell(cell):
     samples, frames = _WORKER["data"]
     return cell, run_cell(_WORKER["config"], samples, *cell, frames=frames,
-                          allow_code=_WORKER["allow_code"])
+                          segmenters=_worker_segmenters())
+
+
+def _worker_segmenters() -> dict:
+    """This worker's segmenters, built at its first cell and kept for the pool's life (one
+    sweep run): a U-Net's inference path, its per-process correctness re-check and its
+    compile tier then carry over from cell to cell instead of restarting with every cell."""
+    if "segmenters" not in _WORKER:
+        _WORKER["segmenters"] = build_segmenters(_WORKER["config"],
+                                                 allow_code=_WORKER["allow_code"])
+    return _WORKER["segmenters"]
 
 
 def worker_pool(workers: int, initargs: tuple, *, threads: int) -> ProcessPoolExecutor:
