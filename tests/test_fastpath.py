@@ -126,6 +126,7 @@ def test_a_cached_choice_that_fails_the_recheck_is_probed_again(net, tmp_path):
 
 
 def test_auto_tries_compiling_only_after_enough_eager_work(net, tmp_path, monkeypatch):
+    monkeypatch.setattr(fastpath, "_can_graph", lambda: False)  # the tier above eager only
     cache = tmp_path / "paths.json"
     runner = InferenceRunner(net, FastPathConfig(precision="fp32", cache=str(cache)))
     sample = normalise(_images(2, 32, 32), "minmax").astype(np.float32)
@@ -199,3 +200,52 @@ def test_configure_threads_points_inductor_at_the_persistent_cache(monkeypatch, 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")  # the user's choice is kept
     configure_threads(threads=1)
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/elsewhere"
+
+
+def test_graph_path_agrees_with_eager_and_leaves_torchs_fuser_switch_as_it_was(net):
+    if not fastpath._can_graph():
+        pytest.skip("torch without oneDNN")
+    before = torch.jit.onednn_fusion_enabled()
+    runner = InferenceRunner(net, FastPathConfig(backend="graph", precision="fp32", cache="off"))
+    sample = normalise(_images(3, 64, 64), "minmax").astype(np.float32)
+    plan = runner.plan(sample, batch_size=2)
+    assert plan.backend == "graph" and plan.agreement >= AGREEMENT
+    ref = runner._run_all(sample, Plan("eager", "fp32", 2))
+    fused = runner._run_all(sample, plan)  # 3 windows in passes of 2: the last one padded
+    assert np.abs(fused - ref).max() < 1e-4
+    assert torch.jit.onednn_fusion_enabled() == before
+
+
+def test_a_cached_graph_plan_waits_until_its_saving_repays_the_build(net, tmp_path):
+    if not fastpath._can_graph():
+        pytest.skip("torch without oneDNN")
+    cache = tmp_path / "paths.json"
+    runner = InferenceRunner(net, FastPathConfig(precision="fp32", cache=str(cache)))
+    sample = normalise(_images(2, 32, 32), "minmax").astype(np.float32)
+    key = runner._key((32, 32))
+    eager = Plan("eager", "fp32", 2, windows_per_s=100.0, agreement=1.0, source="probe")
+    graph = Plan("graph", "fp32", 2, windows_per_s=200.0, agreement=1.0, source="probe")
+    runner._write_cache(key, {**graph.to_dict(), "fallback": eager.to_dict(), "build_s": 5.0})
+    assert runner.plan(sample, batch_size=2).backend == "eager"  # a new process starts eager
+    runner._eager_s[(32, 32)] = 9.0  # graph would have saved 4.5 s < 5 s of build
+    assert runner.plan(sample, batch_size=2).backend == "eager"
+    runner._eager_s[(32, 32)] = 10.5  # now it would have saved 5.25 s
+    assert runner.plan(sample, batch_size=2).backend == "graph"
+
+
+def test_auto_probe_records_the_eager_start_beside_a_graph_winner(net, tmp_path, monkeypatch):
+    if not fastpath._can_graph():
+        pytest.skip("torch without oneDNN")
+    real = InferenceRunner._timed
+
+    def graph_wins(self, sample, plan, reps=2):  # timings are the machine's; fix the order
+        prob, _ = real(self, sample, plan, reps=0)
+        return prob, {"eager": 0.02, "graph": 0.01}[plan.backend] / plan.batch_size
+
+    monkeypatch.setattr(InferenceRunner, "_timed", graph_wins)
+    cache = tmp_path / "paths.json"
+    runner = InferenceRunner(net, FastPathConfig(precision="fp32", cache=str(cache)))
+    plan = runner.plan(normalise(_images(4, 32, 32), "minmax").astype(np.float32), batch_size=2)
+    entry = json.loads(cache.read_text())["entries"][runner._key((32, 32))]
+    assert plan.backend == "graph" and entry["fallback"]["backend"] == "eager"
+    assert entry["fallback"]["batch_size"] == 4 and entry["build_s"] >= 0  # 4 windows a pass

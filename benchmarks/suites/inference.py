@@ -2,10 +2,13 @@
 
 Our side is ``UNetSegmenter.predict_proba`` exactly as ``predict``/``evaluate``/``sweep``/
 ``study`` run it (default options: automatic execution path, probed and cached at first use,
-whole patches in one pass): 16 patches of 256², and whole 576x720 frames. The warm-up call
-includes the probe (and any compilation); the chosen path is recorded in the row's info.
-The peer is the same network in Keras 3 / TensorFlow (``predict_on_batch`` on the same
-shapes). The ceilings are the measured 3x3 conv rates (oneDNN, channels-last) in fp32 and
+whole patches in one pass): 16 patches of 256², and whole 576x720 frames, with the shipped
+``psc-original`` weights on crops of the PhC-C2DL-PSC training frames (where ``../shared/data``
+has them; synthetic cell images otherwise) - the correctness gate of a bf16 or fused path is
+judged on the labels a user would get, which a randomly initialised network on noise does not
+show. The warm-up call includes the probe (and any graph build); the chosen path is recorded in
+the row's info. The peer is the same network in Keras 3 / TensorFlow (``predict_on_batch`` on
+the same shapes; its speed does not depend on the weights). The ceilings are the measured 3x3 conv rates (oneDNN, channels-last) in fp32 and
 bf16; FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the forward pass.
 """
 
@@ -21,24 +24,21 @@ from .unet import _keras_info, _tf_threads, _torch_info
 
 
 class OursPredict:
-    """``UNetSegmenter.predict_proba`` on ``n`` images of ``h`` x ``w`` (default U-Net)."""
+    """``UNetSegmenter.predict_proba`` on ``n`` images of ``h`` x ``w``: the shipped
+    ``psc-original`` model on PSC crops (a fresh default U-Net on synthetic images when
+    ``trained`` is false: the smoke sizes)."""
 
     def __init__(self, *, n: int, h: int, w: int, threads: int | None = None,
-                 options: dict | None = None):
+                 options: dict | None = None, trained: bool = True):
         import torch
 
-        from cellrobust.models.checkpoint import save_checkpoint
-        from cellrobust.models.unet import UNetConfig, build_unet
         from cellrobust.segmenters.unet import UNetSegmenter
         if threads:
             torch.set_num_threads(threads)
-        config = UNetConfig()
-        path = Path(tempfile.mkdtemp(prefix="bench-infer-")) / "unet.pt"
-        save_checkpoint(path, build_unet(config), config)
+        path = ZOO_MODEL if trained else _fresh_checkpoint()
         self.seg = UNetSegmenter.from_checkpoint(path, device="cpu", **(options or {}))
-        rng = np.random.default_rng(0)
-        self.images = rng.integers(0, 256, (n, h, w)).astype(np.float32)
-        self.info = _torch_info(options or {})
+        self.images, source = _images(n, h, w)
+        self.info = {**_torch_info(options or {}), "model": path.name, "images": source}
 
     def step(self) -> dict:
         self.seg.predict_proba(self.images)
@@ -59,6 +59,36 @@ class KerasPredict:
     def step(self) -> dict:
         self.model.predict_on_batch(self.x)
         return {"units": len(self.x)}
+
+
+ZOO_MODEL = Path(__file__).resolve().parents[2] / "src" / "cellrobust" / "zoo" / "psc-original.pt"
+PSC_TRAIN = Path(__file__).resolve().parents[3] / "shared" / "data" / "psc" / "train"
+
+
+def _fresh_checkpoint() -> Path:
+    from cellrobust.models.checkpoint import save_checkpoint
+    from cellrobust.models.unet import UNetConfig, build_unet
+    config = UNetConfig()
+    path = Path(tempfile.mkdtemp(prefix="bench-infer-")) / "unet.pt"
+    save_checkpoint(path, build_unet(config), config)
+    return path
+
+
+def _images(n: int, h: int, w: int) -> tuple[np.ndarray, str]:
+    """``n`` seeded ``h`` x ``w`` crops of the PSC training frames, or synthetic cell images."""
+    rng = np.random.default_rng(0)
+    if PSC_TRAIN.is_dir():
+        from cellrobust.data import open_dataset
+        frames = [np.asarray(s.image, np.float32) for s in open_dataset(PSC_TRAIN)]
+        if frames and all(f.shape[0] >= h and f.shape[1] >= w for f in frames):
+            out = np.empty((n, h, w), np.float32)
+            for i in range(n):
+                f = frames[int(rng.integers(len(frames)))]
+                r, c = int(rng.integers(f.shape[0] - h + 1)), int(rng.integers(f.shape[1] - w + 1))
+                out[i] = f[r:r + h, c:c + w]
+            return out, "PhC-C2DL-PSC training frames"
+    from ._data import cell_images
+    return cell_images(n, (h, w), seed=0).astype(np.float32), "synthetic cell images"
 
 
 def _keras_unet_hw(h: int, w: int):
@@ -97,7 +127,7 @@ def _sizes(smoke: bool) -> dict:
 
 def comparisons(smoke: bool) -> list[Comparison]:
     s = _sizes(smoke)
-    opts = {"threads": 1, "options": {"path_cache": "off"}} if smoke else {}
+    opts = {"threads": 1, "options": {"path_cache": "off"}, "trained": False} if smoke else {}
     patch = {"n": s["patches"], "h": s["patch"], "w": s["patch"]}
     frame = {"n": s["frames"], "h": s["frame"][0], "w": s["frame"][1]}
     me, peer = "benchmarks.suites.inference:", "benchmarks.suites.inference:keras_predict"

@@ -1,14 +1,23 @@
 """The fastest correct U-Net inference path on this machine, chosen by a timed probe and cached.
 
 Candidates (CPU): eager fp32 channels-last (the reference), eager bf16 autocast (only on CPUs
-with native bf16: ``avx512_bf16`` or ``amx_bf16``), and ``torch.compile`` (inductor) in either
-precision; for the winner, the windows per forward pass (1, 2, 4, 8) that give the highest
-throughput. On CUDA the reference path is used.
+with native bf16: ``avx512_bf16`` or ``amx_bf16``), oneDNN Graph fusion (``graph``: the network
+traced and frozen with TorchScript, its conv + ELU + concatenation chains fused by oneDNN's
+graph compiler, in either precision; only where torch has oneDNN) and ``torch.compile``
+(inductor) in either precision; the windows per forward pass (1, 2, 4, 8) that give the highest
+eager throughput, which the graph and compiled paths then use as their one static batch. On
+CUDA the reference path is used.
 
 **Correctness gate.** A candidate is accepted only if its foreground (probability above the
 segmenter's threshold) agrees with eager fp32 on at least :data:`AGREEMENT` = 99.9 % of the
 probe's pixels. A cached choice is re-checked on the first batch of every process (one extra
 eager fp32 pass); if it fails there, the reference path is used and the probe runs again.
+
+**Graph tier.** Building a graph costs a trace and a few profiling runs (about 2 s for the
+default U-Net). The process that probes builds it anyway, so it uses the winner at once; a
+later process that finds a ``graph`` plan in the cache starts on the best eager path recorded
+beside it and builds the graph once the time the graph would have saved on the windows run so
+far repays the measured build time (so ``predict`` on one image never pays for it).
 
 **Compile tier.** ``backend="auto"`` starts on the best eager path and tries the compiled
 paths (same gate, :data:`MARGIN` faster) once a window size has run :data:`COMPILE_AFTER_S`
@@ -45,7 +54,7 @@ from cellrobust._validation import InputError, check_choice, collect_errors
 __all__ = ["AGREEMENT", "BACKENDS", "PRECISIONS", "FastPathConfig", "InferenceRunner",
            "compile_cache_dir", "cpu_features", "default_cache_path", "label_agreement"]
 
-BACKENDS = ("auto", "eager", "compile")
+BACKENDS = ("auto", "eager", "graph", "compile")
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Minimum fraction of probe pixels whose foreground must equal eager fp32's.
 AGREEMENT = 0.999
@@ -56,7 +65,7 @@ MAX_BATCH_PIXELS = 8 * 512 * 512
 #: ``backend="auto"`` tries compiling once a window size has run this many seconds eagerly
 #: in one runner (compiling costs seconds; small jobs never pay it).
 COMPILE_AFTER_S = 30.0
-#: A path that changes the arithmetic (bf16, compile) must be this much faster to be chosen.
+#: A path that changes the arithmetic (bf16, graph, compile) must be this much faster to be chosen.
 MARGIN = 1.1
 CACHE_FORMAT = 1
 _FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
@@ -69,8 +78,9 @@ class FastPathConfig:
 
     Attributes
     ----------
-    backend : {"auto", "eager", "compile"}
-        ``auto`` probes eager and (for real work, where a C++ compiler exists) compile.
+    backend : {"auto", "eager", "graph", "compile"}
+        ``auto`` probes eager and oneDNN graph fusion and (for real work, where a C++
+        compiler exists) compile; the others probe only that backend's precisions.
     precision : {"auto", "fp32", "bf16"}
         ``auto`` tries bf16 autocast only on CPUs with native bf16.
     cache : str or None
@@ -171,8 +181,11 @@ class InferenceRunner:
             model.parameters()).device
         self._plans: dict[tuple[int, int], Plan] = {}
         self._compiled: dict[str, Callable] = {}
+        self._graphs: dict[tuple, Callable] = {}
         self._eager_s: dict[tuple[int, int], float] = {}
         self._compile_tried: set[tuple[int, int]] = set()
+        #: window size -> (graph plan from the cache, its build seconds, the eager window_s)
+        self._deferred: dict[tuple[int, int], tuple[Plan, float, float]] = {}
 
     # ----------------------------------------------------------------------- execution
     def forward(self, x, plan: Plan):
@@ -180,9 +193,12 @@ class InferenceRunner:
         import torch
 
         n = x.shape[0]
-        if plan.backend == "compile" and n < plan.batch_size:  # one static shape: no recompile
+        static = plan.backend in ("compile", "graph")
+        if static and n < plan.batch_size:  # one static shape: no recompile
             x = torch.cat([x, x.new_zeros((plan.batch_size - n, *x.shape[1:]))])
         x = x.contiguous(memory_format=torch.channels_last)
+        if plan.backend == "graph":
+            return self._graph_forward(x, plan.precision)[:n]
         net = self._compiled_net(plan.precision) if plan.backend == "compile" else self.model
         bf16 = plan.precision == "bf16"
         t0 = time.perf_counter()
@@ -192,6 +208,19 @@ class InferenceRunner:
             key = tuple(x.shape[-2:])
             self._eager_s[key] = self._eager_s.get(key, 0.0) + time.perf_counter() - t0
         return out
+
+    def _graph_forward(self, x, precision: str):
+        """Logits of ``x`` through the oneDNN-fused TorchScript graph for its shape."""
+        import torch
+
+        # Canonical strides: a traced graph is specialised to its input's strides, and a
+        # one-channel batch can come in several stride layouts that all count as contiguous.
+        x = torch.empty_like(x, memory_format=torch.contiguous_format).copy_(x)
+        key = (precision, tuple(x.shape))
+        if key not in self._graphs:
+            self._graphs[key] = _build_graph(self.model, x, bf16=precision == "bf16")
+        with _onednn_fusion(), torch.no_grad(), _graph_autocast(precision == "bf16"):
+            return self._graphs[key](x).float()
 
     def _compiled_net(self, precision: str):
         import torch
@@ -206,6 +235,8 @@ class InferenceRunner:
         key = tuple(sample.shape[-2:])
         if key not in self._plans:
             self._plans[key] = self._choose(sample, batch_size)
+        elif self._due_for_graph(key):
+            self._plans[key] = self._activate_graph(sample, key)
         elif self._due_for_compile(key):
             self._compile_tried.add(key)
             self._plans[key] = self._upgrade(sample, self._plans[key])
@@ -227,10 +258,18 @@ class InferenceRunner:
         if cached is not None:
             plan = Plan(cached["backend"], cached["precision"], int(cached["batch_size"]),
                         cached.get("windows_per_s"), cached.get("agreement"), "cache")
-            if self._recheck(plan, sample):
+            fallback = cached.get("fallback")
+            if plan.backend == "graph" and fallback and self.config.backend == "auto":
+                start = Plan(**{**fallback, "source": "cache"})
+                if self._recheck(start, sample):  # graph built later, when it pays
+                    self._deferred[tuple(sample.shape[-2:])] = (
+                        plan, float(cached.get("build_s") or 0.0),
+                        1.0 / float(fallback["windows_per_s"]))
+                    return start
+            elif self._recheck(plan, sample):
                 return plan
-        plan, record = self._probe(sample, batch_size)
-        self._write_cache(key, {**plan.to_dict(), "candidates": record})
+        plan, record, extra = self._probe(sample, batch_size)
+        self._write_cache(key, {**plan.to_dict(), **extra, "candidates": record})
         return plan
 
     def _fixed(self, batch_size: int) -> Plan | None:
@@ -247,33 +286,63 @@ class InferenceRunner:
         return ["fp32", "bf16"] if native else ["fp32"]
 
     def _candidates(self) -> list[tuple[str, str]]:
-        backend = "compile" if self.config.backend == "compile" else "eager"
-        return [(backend, p) for p in self._precisions()]
+        backend = self.config.backend
+        if backend in ("compile", "graph"):
+            return [(backend, p) for p in self._precisions()]
+        eager = [("eager", p) for p in self._precisions()]
+        return eager + ([("graph", p) for p in self._precisions()] if _can_graph() else [])
 
-    def _probe(self, sample: np.ndarray, batch_size: int) -> tuple[Plan, list[dict]]:
+    def _probe(self, sample: np.ndarray, batch_size: int) -> tuple[Plan, list[dict], dict]:
+        """The fastest gated plan, every candidate's record, and what the cache keeps beside
+        a graph winner (the best eager plan to start on, and the graph's build seconds)."""
         ref_plan = Plan("eager", "fp32", batch_size)
         ref, ref_s = self._timed(sample, ref_plan)
         record: list[dict] = []
-        best, best_s = None, None
+        best, best_s, eager_best = None, None, None
         for backend, precision in self._candidates():
-            sizes = [best.batch_size if best else batch_size] if backend == "compile" else \
+            sizes = [best.batch_size if best else batch_size] if backend != "eager" else \
                 _batch_sizes(batch_size, len(sample), int(np.prod(sample.shape[-2:])))
             for b in sizes:
                 plan = Plan(backend, precision, b)
                 if plan == ref_plan:  # the reference itself, measured above
-                    prob, seconds = ref, ref_s
+                    prob, seconds, build_s = ref, ref_s, 0.0
                 else:
+                    t0 = time.perf_counter()
                     prob, seconds = self._timed(sample, plan)
+                    build_s = max(0.0, time.perf_counter() - t0 - 3 * seconds * len(sample))
                 agree = label_agreement(prob, ref, self.config.threshold)
-                record.append({**plan.to_dict(), "window_s": seconds, "agreement": agree})
+                record.append({**plan.to_dict(), "window_s": seconds, "agreement": agree,
+                               "build_s": build_s})
                 cost = seconds * (1.0 if (backend, precision) == ("eager", "fp32") else MARGIN)
                 if agree >= AGREEMENT and (best_s is None or cost < best_s):
                     best, best_s = Plan(backend, precision, b, 1.0 / seconds, agree, "probe"), \
                         cost
+                    if backend == "eager":
+                        eager_best = best
         if not any(r["backend"] == "eager" and r["precision"] == "fp32"
                    and r["batch_size"] == batch_size for r in record):
             record.insert(0, {**ref_plan.to_dict(), "window_s": ref_s, "agreement": 1.0})
-        return best or Plan("eager", "fp32", batch_size, 1.0 / ref_s, 1.0, "probe"), record
+        best = best or Plan("eager", "fp32", batch_size, 1.0 / ref_s, 1.0, "probe")
+        extra = {}
+        if best.backend == "graph" and eager_best is not None:
+            extra = {"fallback": eager_best.to_dict(), "build_s": next(
+                r["build_s"] for r in record if r["backend"] == "graph"
+                and r["precision"] == best.precision)}
+        return best, record, extra
+
+    def _due_for_graph(self, key: tuple[int, int]) -> bool:
+        """A deferred graph plan pays once the time it would have saved repays its build."""
+        if key not in self._deferred:
+            return False
+        plan, build_s, eager_window_s = self._deferred[key]
+        if not plan.windows_per_s:
+            return False
+        saving = 1.0 - (1.0 / plan.windows_per_s) / eager_window_s  # fraction of eager time
+        return saving > 0 and self._eager_s.get(key, 0.0) * saving >= build_s
+
+    def _activate_graph(self, sample: np.ndarray, key: tuple[int, int]) -> Plan:
+        plan = self._deferred.pop(key)[0]
+        return plan if self._recheck(plan, sample) else self._plans[key]
 
     def _due_for_compile(self, key: tuple[int, int]) -> bool:
         plan = self._plans[key]
@@ -378,6 +447,52 @@ def _batch_sizes(batch_size: int, n: int, window_px: int = 0) -> list[int]:
     sizes = [batch_size] + [b for b in BATCH_CANDIDATES if b != batch_size
                             and b * window_px <= MAX_BATCH_PIXELS]
     return [b for b in sizes if b <= max(n, 1)] or [batch_size]
+
+
+def _can_graph() -> bool:
+    """oneDNN Graph fusion needs torch built with oneDNN (x86 and aarch64 builds are)."""
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.jit,
+                                                                  "enable_onednn_fusion")
+
+
+class _onednn_fusion:
+    """Turn torch's oneDNN Graph fuser on for a block and restore the previous setting after
+    (the switch is process-wide in torch; this keeps it scoped to our own calls)."""
+
+    def __enter__(self):
+        import torch
+
+        self._was = torch.jit.onednn_fusion_enabled()
+        torch.jit.enable_onednn_fusion(True)
+
+    def __exit__(self, *exc):
+        import torch
+
+        torch.jit.enable_onednn_fusion(self._was)
+
+
+def _graph_autocast(bf16: bool):
+    import torch
+
+    # TorchScript graphs cannot use autocast's weight cache.
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False)
+
+
+def _build_graph(model, x, *, bf16: bool) -> Callable:
+    """Trace and freeze ``model`` for inputs shaped like ``x`` and run it until the profiling
+    executor has fused it (three calls)."""
+    import warnings
+
+    import torch
+
+    with _onednn_fusion(), torch.no_grad(), _graph_autocast(bf16), warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
+        graph = torch.jit.freeze(torch.jit.trace(model, x, check_trace=False))
+        for _ in range(3):
+            graph(x)
+    return graph
 
 
 def _can_compile() -> bool:

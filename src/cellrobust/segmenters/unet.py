@@ -39,7 +39,8 @@ OPTIONS: dict[str, str] = {
     "watershed": "split touching objects by a distance-transform watershed (default false)",
     "connectivity": "8 or 4 (default 8)",
     "device": "cpu, cuda, cuda:N or auto (default auto)",
-    "backend": "auto, eager or compile: execution path, probed and cached (default auto)",
+    "backend": "auto, eager, graph (oneDNN fusion) or compile: execution path, probed and "
+               "cached (default auto)",
     "precision": "auto, fp32 or bf16 (default auto; backend=eager,precision=fp32 forces the "
                  "reference path)",
     "whole_halo": "context px of a patch that fits one window, run as one pass (default "
