@@ -225,11 +225,13 @@ def test_a_cached_graph_plan_waits_until_its_saving_repays_the_build(net, tmp_pa
     key = runner._key((32, 32))
     eager = Plan("eager", "fp32", 2, windows_per_s=100.0, agreement=1.0, source="probe")
     graph = Plan("graph", "fp32", 2, windows_per_s=200.0, agreement=1.0, source="probe")
-    runner._write_cache(key, {**graph.to_dict(), "fallback": eager.to_dict(), "build_s": 5.0})
+    runner._write_cache(key, {**graph.to_dict(), "fallback": eager.to_dict(), "build_s": 5.0,
+                              "reference_window_s": 0.02})
     assert runner.plan(sample, batch_size=2).backend == "eager"  # a new process starts eager
-    runner._eager_s[(32, 32)] = 9.0  # graph would have saved 4.5 s < 5 s of build
+    # switching costs 5 s of build + a re-check of 2 windows (2 x (0.02 + 0.005) s) = 5.05 s
+    runner._eager_s[(32, 32)] = 10.0  # graph would have saved half of it: 5.0 s, not yet
     assert runner.plan(sample, batch_size=2).backend == "eager"
-    runner._eager_s[(32, 32)] = 10.5  # now it would have saved 5.25 s
+    runner._eager_s[(32, 32)] = 10.2  # now it would have saved 5.1 s
     assert runner.plan(sample, batch_size=2).backend == "graph"
 
 
@@ -248,4 +250,5 @@ def test_auto_probe_records_the_eager_start_beside_a_graph_winner(net, tmp_path,
     plan = runner.plan(normalise(_images(4, 32, 32), "minmax").astype(np.float32), batch_size=2)
     entry = json.loads(cache.read_text())["entries"][runner._key((32, 32))]
     assert plan.backend == "graph" and entry["fallback"]["backend"] == "eager"
+    assert entry["reference_window_s"] > 0
     assert entry["fallback"]["batch_size"] == 4 and entry["build_s"] >= 0  # 4 windows a pass

@@ -184,8 +184,9 @@ class InferenceRunner:
         self._graphs: dict[tuple, Callable] = {}
         self._eager_s: dict[tuple[int, int], float] = {}
         self._compile_tried: set[tuple[int, int]] = set()
-        #: window size -> (graph plan from the cache, its build seconds, the eager window_s)
-        self._deferred: dict[tuple[int, int], tuple[Plan, float, float]] = {}
+        #: window size -> (graph plan from the cache, its build seconds, the eager start's and
+        #: the fp32 reference's seconds per window)
+        self._deferred: dict[tuple[int, int], tuple[Plan, float, float, float]] = {}
 
     # ----------------------------------------------------------------------- execution
     def forward(self, x, plan: Plan):
@@ -235,7 +236,7 @@ class InferenceRunner:
         key = tuple(sample.shape[-2:])
         if key not in self._plans:
             self._plans[key] = self._choose(sample, batch_size)
-        elif self._due_for_graph(key):
+        elif self._due_for_graph(key, len(sample)):
             self._plans[key] = self._activate_graph(sample, key)
         elif self._due_for_compile(key):
             self._compile_tried.add(key)
@@ -264,7 +265,8 @@ class InferenceRunner:
                 if self._recheck(start, sample):  # graph built later, when it pays
                     self._deferred[tuple(sample.shape[-2:])] = (
                         plan, float(cached.get("build_s") or 0.0),
-                        1.0 / float(fallback["windows_per_s"]))
+                        1.0 / float(fallback["windows_per_s"]),
+                        float(cached.get("reference_window_s") or 0.0))
                     return start
             elif self._recheck(plan, sample):
                 return plan
@@ -325,20 +327,24 @@ class InferenceRunner:
         best = best or Plan("eager", "fp32", batch_size, 1.0 / ref_s, 1.0, "probe")
         extra = {}
         if best.backend == "graph" and eager_best is not None:
-            extra = {"fallback": eager_best.to_dict(), "build_s": next(
-                r["build_s"] for r in record if r["backend"] == "graph"
-                and r["precision"] == best.precision)}
+            extra = {"fallback": eager_best.to_dict(), "reference_window_s": ref_s,
+                     "build_s": next(r["build_s"] for r in record if r["backend"] == "graph"
+                                     and r["precision"] == best.precision)}
         return best, record, extra
 
-    def _due_for_graph(self, key: tuple[int, int]) -> bool:
-        """A deferred graph plan pays once the time it would have saved repays its build."""
+    def _due_for_graph(self, key: tuple[int, int], windows: int) -> bool:
+        """A deferred graph plan is built once the time it would have saved on the work run
+        so far repays the switch: its build plus the correctness re-check on this call's
+        ``windows`` (one fp32 reference pass and one graph pass)."""
         if key not in self._deferred:
             return False
-        plan, build_s, eager_window_s = self._deferred[key]
+        plan, build_s, eager_window_s, ref_window_s = self._deferred[key]
         if not plan.windows_per_s:
             return False
-        saving = 1.0 - (1.0 / plan.windows_per_s) / eager_window_s  # fraction of eager time
-        return saving > 0 and self._eager_s.get(key, 0.0) * saving >= build_s
+        graph_window_s = 1.0 / plan.windows_per_s
+        saving = 1.0 - graph_window_s / eager_window_s  # fraction of eager time
+        switch_s = build_s + windows * (ref_window_s + graph_window_s)
+        return saving > 0 and self._eager_s.get(key, 0.0) * saving >= switch_s
 
     def _activate_graph(self, sample: np.ndarray, key: tuple[int, int]) -> Plan:
         plan = self._deferred.pop(key)[0]
