@@ -282,3 +282,17 @@ def test_evaluate_reads_the_files_cellrobust_predict_writes(tmp_path, rng):
         assert main(["evaluate", "--data", str(data), "--pred", str(preds), "--out", str(out),
                      "--quiet", *extra]) == 0
         assert json.loads((out / "metrics.json").read_text())["pixel"]["micro"]["jaccard"] == 1.0
+
+
+@pytest.mark.parametrize(("spec", "precision"), [("psc-original", "fp32"),
+                                                 ("psc-original,precision=auto", "auto"),
+                                                 ("psc-original,precision=bf16", "bf16")])
+def test_sweeps_measure_in_fp32_unless_the_spec_says_otherwise(spec, precision):
+    from cellrobust.sweep import SweepConfig, build_segmenters
+
+    built = build_segmenters(SweepConfig(segmenters=(spec, "dog_otsu"),
+                                         artefacts=("gaussian_noise",)))
+    unet = next(s for name, s in built.items() if name != "dog_otsu")
+    assert unet.precision == precision
+    from cellrobust.segmenters import build_segmenter
+    assert build_segmenter("psc-original").precision == "auto"  # predict keeps the fast path

@@ -186,8 +186,10 @@ def run(config: EvaluateStageConfig, *, log: Callable[[str], None] | None = None
         segmenter = None
         if config.model is not None:
             from cellrobust.segmenters import build_segmenter
+            from cellrobust.segmenters.registry import MEASUREMENT_DEFAULTS
 
-            segmenter = build_segmenter(config.model, allow_code=config.allow_code)
+            segmenter = build_segmenter(config.model, allow_code=config.allow_code,
+                                        defaults=MEASUREMENT_DEFAULTS)
         rows, summary = evaluate_pairs(_triples(samples, config.pred, segmenter, log),
                                        config.metrics,
                                        progress=(lambda n: log(f"scored {n}")) if log else None)

@@ -173,10 +173,13 @@ def columns(config: SweepConfig) -> list[str]:
 
 def build_segmenters(config: SweepConfig, *, allow_code: bool = False) -> dict[str, object]:
     """The sweep's segmenters, built once for one run (no process-wide cache: a checkpoint
-    retrained at the same path is read afresh by the next sweep)."""
+    retrained at the same path is read afresh by the next sweep), under the measurement
+    defaults (fp32 unless a spec sets ``precision``)."""
     from cellrobust.segmenters import build_segmenter
+    from cellrobust.segmenters.registry import MEASUREMENT_DEFAULTS
 
-    return {spec.name: build_segmenter(spec, allow_code=allow_code)
+    return {spec.name: build_segmenter(spec, allow_code=allow_code,
+                                       defaults=MEASUREMENT_DEFAULTS)
             for spec in config.segmenters}
 
 
