@@ -228,11 +228,12 @@ def test_a_cached_graph_plan_waits_until_its_saving_repays_the_build(net, tmp_pa
     runner._write_cache(key, {**graph.to_dict(), "fallback": eager.to_dict(), "build_s": 5.0,
                               "reference_window_s": 0.02})
     assert runner.plan(sample, batch_size=2).backend == "eager"  # a new process starts eager
+    assert runner.waiting == [(32, 32)]
     # switching costs 5 s of build + a re-check of 2 windows (2 x (0.02 + 0.005) s) = 5.05 s
     runner._eager_s[(32, 32)] = 10.0  # graph would have saved half of it: 5.0 s, not yet
     assert runner.plan(sample, batch_size=2).backend == "eager"
     runner._eager_s[(32, 32)] = 10.2  # now it would have saved 5.1 s
-    assert runner.plan(sample, batch_size=2).backend == "graph"
+    assert runner.plan(sample, batch_size=2).backend == "graph" and runner.waiting == []
 
 
 def test_auto_probe_records_the_eager_start_beside_a_graph_winner(net, tmp_path, monkeypatch):

@@ -243,6 +243,11 @@ class InferenceRunner:
             self._plans[key] = self._upgrade(sample, self._plans[key])
         return self._plans[key]
 
+    @property
+    def waiting(self) -> list[tuple[int, int]]:
+        """Window sizes whose cached graph plan is not built yet (see "Graph tier")."""
+        return sorted(self._deferred)
+
     def describe(self) -> dict[str, Any]:
         """Options and every plan made so far (for provenance)."""
         return {"backend": self.config.backend, "precision": self.config.precision,
