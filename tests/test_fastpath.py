@@ -214,6 +214,15 @@ def test_graph_path_agrees_with_eager_and_leaves_torchs_fuser_switch_as_it_was(n
     fused = runner._run_all(sample, plan)  # 3 windows in passes of 2: the last one padded
     assert np.abs(fused - ref).max() < 1e-4
     assert torch.jit.onednn_fusion_enabled() == before
+    with torch.no_grad():  # weights changed in place (as by an optimizer step): graph follows
+        weights = {k: v.clone() for k, v in net.state_dict().items()}
+        net.head.bias.add_(3.0)
+        try:
+            moved = runner._run_all(sample, plan)
+            assert np.abs(moved - runner._run_all(sample, Plan("eager", "fp32", 2))).max() < 1e-4
+            assert np.abs(moved - ref).max() > 0.01
+        finally:
+            net.load_state_dict(weights)
 
 
 def test_a_cached_graph_plan_waits_until_its_saving_repays_the_build(net, tmp_path):
