@@ -13,7 +13,7 @@ from cellrobust.training.augment import augmented_patch, draw_params, transform_
 from cellrobust.training.config import RECIPES, ArtefactRange, TrainConfig, recipe_config
 from cellrobust.training.data import EpochSampler, PatchDataset
 from cellrobust.training.history import read_history
-from cellrobust.training.loop import train
+from cellrobust.training.loop import load_run_config, train
 
 
 
@@ -179,6 +179,9 @@ def test_micro_training_writes_a_complete_run_folder(tmp_path):
     assert meta["train_config"]["recipe"] == "augmented"
     state = read_checkpoint(tmp_path / "last.pt")["train_state"]
     assert state["epoch"] == 2 and len(state["history"]) == 2 and "optimizer" in state
+    text = (tmp_path / "config.yaml").read_text()  # what "auto" became, as comments
+    assert "#   device: cpu" in text and "#   autocast: " in text
+    assert load_run_config(tmp_path) == config  # the comments are not read back
 
 
 def test_training_learns_the_synthetic_task(tmp_path):

@@ -14,8 +14,10 @@ from cellrobust.training.config import MONITORS, TrainConfig
 def select_device_options(config: TrainConfig) -> tuple[torch.device, torch.dtype | None, bool]:
     """(device, autocast dtype or None, channels_last) for ``config`` on this machine.
 
-    ``precision="auto"``: fp16 autocast on CUDA; fp32 on CPU (bf16 autocast measured 5-15x
-    *slower* per training step for this network here, see docs/training.md).
+    ``precision="auto"``: fp16 autocast on CUDA; on CPU bf16 autocast (fp32 master weights)
+    where the CPU has native bf16 (``avx512_bf16`` / ``amx_bf16``: 1.43x the fp32 steps/s
+    on a 2-core Zen VM, equal validation Jaccard after 150 steps, docs/training.md), else
+    fp32 (emulated bf16 was 5-15x *slower*).
     """
     want_cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
     if want_cuda and not torch.cuda.is_available():
@@ -24,9 +26,15 @@ def select_device_options(config: TrainConfig) -> tuple[torch.device, torch.dtyp
     device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
     precision = config.precision
     if precision == "auto":
-        precision = "fp16" if want_cuda else "fp32"
+        precision = "fp16" if want_cuda else ("bf16" if _native_bf16() else "fp32")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return device, dtype, config.channels_last
+
+
+def _native_bf16() -> bool:
+    from cellrobust.models.fastpath import cpu_features
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()))
 
 
 def loss_function(name: str):

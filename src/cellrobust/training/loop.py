@@ -267,7 +267,7 @@ class Trainer:
         self.best, self.history = dict(state["best"]), list(state["history"])
         self.epoch, self.torch_rng = int(state["epoch"]), state["torch_rng"]
         if changes and self.ctx.is_main:
-            _write_config(self.config, self.run_dir)
+            _write_config(self.config, self.run_dir, self.execution())
             resume_rules.record_changes(self.run_dir, self.epoch, changes)
 
     def _data_record(self) -> dict[str, Any]:
@@ -286,9 +286,18 @@ class Trainer:
                 remove_stale_temporaries(self.run_dir)  # a killed writer's leftovers
             self.load_resume_state()
         elif self.ctx.is_main:
-            _write_config(self.config, self.run_dir)
+            _write_config(self.config, self.run_dir, self.execution())
         if self.ctx.is_main:
             resume_rules.write_data_record(self.run_dir, record)
+
+    def execution(self) -> dict[str, Any]:
+        """Device, autocast precision and memory format this run uses (``auto`` resolved)."""
+        from cellrobust.models.fastpath import cpu_features
+
+        return {"device": str(self.device),
+                "autocast": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype
+                else "none (fp32)",
+                "channels_last": bool(self.channels_last), "cpu_features": cpu_features()}
 
     # -- the run ---------------------------------------------------------------------------
     def fit(self, *, resume: bool = False) -> Path:
@@ -358,10 +367,16 @@ def _seeded_rng_state(seed: int) -> torch.Tensor:
         return torch.get_rng_state()
 
 
-def _write_config(config: TrainConfig, run_dir: Path) -> None:
+def _write_config(config: TrainConfig, run_dir: Path, execution: Mapping[str, Any]) -> None:
+    """The config as data, then what ``auto`` options resolved to on this machine as YAML
+    comments (for the reader; reading the file back gives the config only). A resume that
+    changes the config rewrites it with the resuming machine's resolution."""
     import yaml
 
-    write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    resolved = "".join(f"#   {key}: {value}\n" for key, value in execution.items())
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False)
+               + "# resolved on the machine that wrote this file (not read back):\n"
+               + resolved)
 
 
 def train(config: TrainConfig, train_samples: Sequence[Sample], val_samples: Sequence[Sample],
