@@ -162,8 +162,10 @@ def _micro_checkpoint(path):
 def test_strategies_on_a_micro_unet_checkpoint(tmp_path):
     ckpt = _micro_checkpoint(tmp_path / "micro" / "best.pt")
     images = _stack()[0][:, :60, :70]
-    plain = build_segmenter(f"u={ckpt},device=cpu")
-    twice = build_segmenter(f"u={ckpt},device=cpu,scales=1+1")
+    # the reference path on both: two runners may each probe their own (equally gated) path
+    ref = "device=cpu,backend=eager,precision=fp32"
+    plain = build_segmenter(f"u={ckpt},{ref}")
+    twice = build_segmenter(f"u={ckpt},{ref},scales=1+1")
     assert isinstance(twice, StrategySegmenter) and twice.name == "u"
     np.testing.assert_array_equal(twice.segment(images), plain.segment(images))
     np.testing.assert_array_equal(twice.predict_proba(images), plain.predict_proba(images))
