@@ -262,3 +262,15 @@ def test_auto_probe_records_the_eager_start_beside_a_graph_winner(net, tmp_path,
     assert plan.backend == "graph" and entry["fallback"]["backend"] == "eager"
     assert entry["reference_window_s"] > 0
     assert entry["fallback"]["batch_size"] == 4 and entry["build_s"] >= 0  # 4 windows a pass
+
+
+def test_a_graph_that_cannot_be_built_is_skipped_not_fatal(net, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("oneDNN graph: unsupported on this CPU")
+
+    monkeypatch.setattr(fastpath, "_build_graph", broken)
+    monkeypatch.setattr(fastpath, "_can_graph", lambda: True)
+    runner = InferenceRunner(net, FastPathConfig(precision="fp32", cache="off"))
+    sample = normalise(_images(2, 32, 32), "minmax").astype(np.float32)
+    assert runner.plan(sample, batch_size=2).backend == "eager"
+    assert not runner._recheck(Plan("graph", "fp32", 2), sample)  # a cached graph plan

@@ -320,7 +320,13 @@ class InferenceRunner:
                     prob, seconds, build_s = ref, ref_s, 0.0
                 else:
                     t0 = time.perf_counter()
-                    prob, seconds = self._timed(sample, plan)
+                    try:
+                        prob, seconds = self._timed(sample, plan)
+                    except RuntimeError as exc:  # a fuser this CPU or build cannot run
+                        if backend == "eager":
+                            raise
+                        record.append({**plan.to_dict(), "error": str(exc)[:300]})
+                        continue
                     build_s = max(0.0, time.perf_counter() - t0 - 3 * seconds * len(sample))
                 agree = label_agreement(prob, ref, self.config.threshold)
                 record.append({**plan.to_dict(), "window_s": seconds, "agreement": agree,
@@ -412,11 +418,18 @@ class InferenceRunner:
         return torch.cat(out).numpy()
 
     def _recheck(self, plan: Plan, sample: np.ndarray) -> bool:
+        """Whether ``plan`` still passes the gate on ``sample`` (False, too, when its graph or
+        compiled module cannot be built in this process)."""
         if (plan.backend, plan.precision) == ("eager", "fp32"):
             return True
         ref = self._run_all(sample, Plan("eager", "fp32", plan.batch_size))
-        return label_agreement(self._run_all(sample, plan), ref,
-                               self.config.threshold) >= AGREEMENT
+        try:
+            prob = self._run_all(sample, plan)
+        except RuntimeError:
+            if plan.backend == "eager":
+                raise
+            return False
+        return label_agreement(prob, ref, self.config.threshold) >= AGREEMENT
 
     # ----------------------------------------------------------------------- the cache
     def _key(self, shape) -> str:
