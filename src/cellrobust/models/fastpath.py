@@ -53,7 +53,8 @@ import numpy as np
 from cellrobust._validation import InputError, check_choice, collect_errors
 
 __all__ = ["AGREEMENT", "BACKENDS", "PRECISIONS", "FastPathConfig", "InferenceRunner",
-           "compile_cache_dir", "cpu_features", "default_cache_path", "label_agreement"]
+           "compile_cache_dir", "cpu_features", "default_cache_path", "label_agreement",
+           "native_bf16"]
 
 BACKENDS = ("auto", "eager", "graph", "compile")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -142,6 +143,12 @@ def cpu_features() -> list[str]:
     return []
 
 
+def native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (``avx512_bf16`` or ``amx_bf16``): the one rule
+    behind bf16 inference candidates and the training loop's ``precision="auto"``."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()))
+
+
 def _cache_root() -> Path:
     root = os.environ.get("CELLROBUST_CACHE_DIR")
     if root:
@@ -198,9 +205,9 @@ class InferenceRunner:
         static = plan.backend in ("compile", "graph")
         if static and n < plan.batch_size:  # one static shape: no recompile
             x = torch.cat([x, x.new_zeros((plan.batch_size - n, *x.shape[1:]))])
-        x = x.contiguous(memory_format=torch.channels_last)
         if plan.backend == "graph":
             return self._graph_forward(x, plan.precision)[:n]
+        x = x.contiguous(memory_format=torch.channels_last)
         net = self._compiled_net(plan.precision) if plan.backend == "compile" else self.model
         bf16 = plan.precision == "bf16"
         t0 = time.perf_counter()
@@ -294,8 +301,7 @@ class InferenceRunner:
     def _precisions(self) -> list[str]:
         if self.config.precision != "auto":
             return [self.config.precision]
-        native = {"avx512_bf16", "amx_bf16"} & set(cpu_features())
-        return ["fp32", "bf16"] if native else ["fp32"]
+        return ["fp32", "bf16"] if native_bf16() else ["fp32"]
 
     def _candidates(self) -> list[tuple[str, str]]:
         backend = self.config.backend

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cellrobust._validation import InputError
+from cellrobust.models.fastpath import native_bf16
 from cellrobust.training.config import MONITORS, TrainConfig
 
 
@@ -26,15 +27,9 @@ def select_device_options(config: TrainConfig) -> tuple[torch.device, torch.dtyp
     device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
     precision = config.precision
     if precision == "auto":
-        precision = "fp16" if want_cuda else ("bf16" if _native_bf16() else "fp32")
+        precision = "fp16" if want_cuda else ("bf16" if native_bf16() else "fp32")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return device, dtype, config.channels_last
-
-
-def _native_bf16() -> bool:
-    from cellrobust.models.fastpath import cpu_features
-
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_features()))
 
 
 def loss_function(name: str):
