@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from cellrobust import DataError, InputError
+from cellrobust.models.layers import Dropout
 from cellrobust.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from cellrobust.models.unet import (NormalisedUNet, UNetConfig, build_unet, count_parameters,
                                     normalise)
@@ -34,7 +35,7 @@ def test_epfl_variant_same_parameters_but_dropout_after_second_conv():
 
 def test_dropout_rates_follow_deepimagej():
     net = build_unet()
-    rates = [m.p for m in net.modules() if isinstance(m, nn.Dropout)]
+    rates = [m.p for m in net.modules() if isinstance(m, Dropout)]
     assert rates == [0.1, 0.1, 0.2, 0.2, 0.2, 0.1, 0.1]
 
 

@@ -35,10 +35,11 @@ import torch
 from torch import nn
 
 from cellrobust._validation import check_choice, collect_errors
+from cellrobust.models.layers import ELU, Dropout
 
 NORMALISATIONS = ("max", "minmax", "none", "percentile")
 VARIANTS = ("deepimagej", "epfl")
-ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
+ACTIVATIONS = {"elu": ELU, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU}
 PERCENTILES = (1.0, 99.8)
 EPS = 1e-6
 
@@ -156,7 +157,7 @@ class _Block(nn.Sequential):
             after_first = config.variant == "deepimagej" and i == 0
             after_second = config.variant == "epfl" and i == 1
             if (after_first or after_second) and rate > 0:
-                layers.append(nn.Dropout(rate))
+                layers.append(Dropout(rate))
         super().__init__(*layers)
 
 
