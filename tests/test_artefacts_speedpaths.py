@@ -185,3 +185,26 @@ def test_jpeg_takes_the_raw_stack_and_scales_each_image_back_as_before(dtype):
             expected = expected * scale[i] + lo[i]
         np.testing.assert_array_equal(out[i], expected)
         assert params[i]["bytes"] == nbytes
+
+
+def test_clip_is_skipped_only_where_the_integer_output_cannot_leave_the_range():
+    from cellrobust.artefacts.normalise import normalise
+    u8 = np.array([[[0, 7, 255]]], dtype=np.uint8)
+    out = normalise(u8, "clip", dtype=np.uint8)
+    assert out.dtype == np.float32 and out.tolist() == [[[0.0, 7.0, 255.0]]]
+    wide = np.array([[[-5, 7, 300]]], dtype=np.int16)  # int16 exceeds the uint8 range
+    assert normalise(wide, "clip", dtype=np.uint8).tolist() == [[[0.0, 7.0, 255.0]]]
+    signed = np.array([[[-5, 7]]], dtype=np.int8)  # below 0 of non-negative float input
+    assert normalise(signed, "clip", dtype=np.float32,
+                     clean=np.ones((1, 1, 2), np.float32)).tolist() == [[[0.0, 7.0]]]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_a_deterministic_artefact_ignores_its_rng_but_still_checks_it(dtype):
+    assert not artefacts.get("jpeg").draws
+    images, _ = _stack(dtype)
+    a, _, _ = artefacts.apply_batch(images, "jpeg", 5, rng=0)
+    b, _, _ = artefacts.apply_batch(images, "jpeg", 5, rng=[np.random.default_rng(9), 3, None])
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+    with pytest.raises(TypeError, match="rng: expected None, an int or numpy.random.Generator"):
+        artefacts.apply_batch(images, "jpeg", 5, rng="seed")

@@ -20,9 +20,15 @@ def as_rng(rng: int | np.random.Generator | None) -> np.random.Generator:
     """Return a Generator: ``rng`` itself, or a new one seeded by the int/None given."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng: expected None, an int or numpy.random.Generator, got {type(rng)!r}")
+    check_rng(rng)
+    return np.random.default_rng(rng)
+
+
+def check_rng(rng: object) -> None:
+    """Raise TypeError unless ``rng`` is what :func:`as_rng` accepts (builds no generator)."""
+    if not (rng is None or isinstance(rng, (int, np.integer, np.random.Generator))):
+        raise TypeError(f"rng: expected None, an int or numpy.random.Generator, "
+                        f"got {type(rng)!r}")
 
 
 def stable_key(part: object) -> int:

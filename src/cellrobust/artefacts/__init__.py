@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from cellrobust._rng import as_rng, derive_rng
+from cellrobust._rng import as_rng, check_rng, derive_rng
 from cellrobust._validation import InputError, check_choice, check_ndim
 # Importing a family module registers its artefacts; the order is the listing order
 # (the studies' four first).
@@ -86,6 +86,14 @@ def _as_batch(images: Any, labels: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return arr, lab
 
 
+def _generator(art: Artefact, rng) -> np.random.Generator | None:
+    """The kernel's generator; ``None`` (after validating ``rng``) for one that never draws."""
+    if art.draws:
+        return as_rng(rng)
+    check_rng(rng)
+    return None
+
+
 def _run(art, images, labels, value, gen, mode, options):
     x = images if art.raw_input else images.astype(np.float32)  # else always a fresh copy
     if art.kind == "geometric":
@@ -93,7 +101,7 @@ def _run(art, images, labels, value, gen, mode, options):
     else:
         out, params = art.kernel(x, value, gen, labels=labels, dtype=images.dtype, **options)
         lab = labels
-    out = _normalise(out.astype(np.float32, copy=False), mode, dtype=images.dtype, clean=images)
+    out = _normalise(out, mode, dtype=images.dtype, clean=images)
     return out, lab, params
 
 
@@ -167,10 +175,10 @@ def apply_batch(
         if len(rng) != images.shape[0]:
             raise InputError(f"rng: expected one generator per image ({images.shape[0]}), "
                              f"got {len(rng)}")
-        out, lab, params = _run_streams(art, images, labels, value, [as_rng(r) for r in rng],
-                                        mode, options)
+        out, lab, params = _run_streams(art, images, labels, value,
+                                        [_generator(art, r) for r in rng], mode, options)
     else:
-        out, lab, params = _run(art, images, labels, value, as_rng(rng), mode, options)
+        out, lab, params = _run(art, images, labels, value, _generator(art, rng), mode, options)
     return out, lab, [{**base, "normalise": mode, **p} for p in params]
 
 

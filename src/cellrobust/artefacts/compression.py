@@ -82,7 +82,7 @@ def jpeg_roundtrip(image8: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
     ok, buf = cv2.imencode(".jpg", image8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise DataError("jpeg: OpenCV could not encode the image")
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE), int(buf.size)
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), int(buf.size)  # a gray JPEG: (H, W)
 
 
 def _image_to_8bit(img: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32]:
@@ -104,24 +104,24 @@ def _to_8bit(images, dtype):
 
 def _roundtrip_all(images: np.ndarray, quality: int) -> tuple[np.ndarray, list[int]]:
     """libjpeg round trip of every image of an (N, H, W) stack of any real dtype, back in its
-    gray-level scale (float32). Each image is taken to 8 bits, encoded, decoded and scaled back
-    on its own - in a thread pool for stacks (OpenCV releases the GIL), where the conversions
-    run on cache-hot images - with :func:`_image_to_8bit`, so the result does not depend on the
-    threads."""
-    out = np.empty(images.shape, dtype=np.float32)
+    gray-level scale: uint8 for uint8 input (the decoded gray levels), else float32. Each
+    image is taken to 8 bits, encoded, decoded and scaled back on its own - in a thread pool
+    for stacks (OpenCV releases the GIL), where the conversions run on cache-hot images - with
+    :func:`_image_to_8bit`, so the result does not depend on the threads."""
+    raw8 = images.dtype == np.uint8  # exact gray levels already
+    out = np.empty(images.shape, dtype=np.uint8 if raw8 else np.float32)
     sizes = [0] * images.shape[0]
 
     def one(i: int) -> None:
-        if images.dtype == np.uint8:  # exact gray levels already
-            decoded, sizes[i] = jpeg_roundtrip(np.ascontiguousarray(images[i]), quality)
-            out[i] = decoded
+        if raw8:
+            out[i], sizes[i] = jpeg_roundtrip(np.ascontiguousarray(images[i]), quality)
             return
         img8, lo, scale = _image_to_8bit(images[i].astype(np.float32))
         decoded, sizes[i] = jpeg_roundtrip(img8, quality)
         np.multiply(decoded, scale, out=out[i])
         out[i] += lo
 
-    workers = min(images.shape[0], compute_threads())
+    workers = 1 if images.shape[0] == 1 else min(images.shape[0], compute_threads())
     if workers == 1:
         for i in range(images.shape[0]):
             one(i)
@@ -155,4 +155,5 @@ JPEG = register(Artefact(
                 "quality",
     kernel=_jpeg,
     raw_input=True,
+    draws=False,
 ))

@@ -13,6 +13,8 @@ The output is always float32 of the input's shape.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from cellrobust._validation import check_choice
@@ -20,12 +22,20 @@ from cellrobust._validation import check_choice
 MODES = ("minmax", "clip", "none")
 
 
+@functools.lru_cache(maxsize=None)
+def _integer_range(dtype: np.dtype) -> tuple[float, float] | None:
+    """(min, max) of an integer dtype as floats; None for any other dtype."""
+    if dtype.kind not in "iu":
+        return None
+    info = np.iinfo(dtype)
+    return float(info.min), float(info.max)
+
+
 def dtype_range(dtype: np.dtype, clean: np.ndarray | None = None) -> tuple[float, float]:
     """The (low, high) gray-level range ``clip`` keeps for input of ``dtype``."""
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return float(info.min), float(info.max)
+    integer = _integer_range(np.dtype(dtype))
+    if integer is not None:
+        return integer
     if clean is not None and clean.size and float(clean.min()) < 0:
         return -np.inf, np.inf
     return 0.0, np.inf
@@ -49,8 +59,10 @@ def normalise(
 
     Parameters
     ----------
-    images : ndarray of float32, shape (N, H, W)
-        Corrupted images in the input's gray-level scale.
+    images : ndarray, shape (N, H, W)
+        Corrupted images in the input's gray-level scale: float32 (normalised in place), or
+        integers (converted to float32; ``clip`` is skipped when their dtype lies within the
+        clip range, e.g. uint8 output of uint8 input, since it cannot change them).
     mode : {"minmax", "clip", "none"}
     dtype : numpy dtype
         dtype of the clean input (decides the ``clip`` range).
@@ -60,8 +72,12 @@ def normalise(
     check_choice("normalise", mode, MODES)
     if mode == "minmax":
         return minmax(images)
+    given = _integer_range(images.dtype)
+    images = images.astype(np.float32, copy=False)
     if mode == "clip":
         low, high = dtype_range(dtype, clean)
+        if given is not None and low <= given[0] and given[1] <= high:
+            return images  # every value of the given integer dtype lies in [low, high]
         if np.isfinite(low) or np.isfinite(high):
             return np.clip(images, low, high, out=images)
     return images

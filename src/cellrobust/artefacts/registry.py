@@ -77,6 +77,9 @@ class Artefact:
         The kernel takes the input array as given (any dtype, never written) instead of a
         float32 copy of the whole stack - for kernels that convert image by image anyway
         (JPEG goes to 8 bits), where the stack-wide copy would only cost memory traffic.
+    draws : bool
+        The kernel draws random numbers. ``False`` (deterministic artefacts such as JPEG):
+        ``apply`` validates ``rng`` but builds no generator and passes ``None``.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Artefact:
     kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     frame_kernel: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
     raw_input: bool = False
+    draws: bool = True
 
     @property
     def scope(self) -> str:

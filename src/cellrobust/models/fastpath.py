@@ -69,7 +69,8 @@ MAX_BATCH_PIXELS = 8 * 512 * 512
 COMPILE_AFTER_S = 30.0
 #: A path that changes the arithmetic (bf16, graph, compile) must be this much faster to be chosen.
 MARGIN = 1.1
-CACHE_FORMAT = 1
+#: Bumped when a cached speed goes stale: 2 = the eager U-Net got :mod:`.layers`' ELU/dropout.
+CACHE_FORMAT = 2
 _FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
           "amx_bf16")
 
