@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["available_cores", "compute_threads", "default_threads", "free_cores",
+__all__ = ["available_cores", "compute_threads", "default_threads", "for_each", "free_cores",
            "set_compute_threads", "thread_record"]
 
 
@@ -79,6 +81,19 @@ def compute_threads() -> int:
     except ImportError:  # pragma: no cover - OpenCV is a dependency
         return available_cores()
     return max(1, min(int(cv2.getNumThreads()), available_cores()))
+
+
+def for_each(work: Callable[[int], None], n: int, *, parallel: bool = True) -> None:
+    """Call ``work(i)`` for i in 0..n-1: in a pool of :func:`compute_threads` threads when
+    ``parallel`` (the calls must be independent and release the GIL in their heavy part:
+    OpenCV, numpy's random fills), else in order. Exceptions propagate."""
+    workers = min(n, compute_threads()) if parallel and n > 1 else 1
+    if workers == 1:
+        for i in range(n):
+            work(i)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(work, range(n)))
 
 
 def set_compute_threads(count: int) -> int:

@@ -18,10 +18,12 @@ registered artefact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from cellrobust._threads import for_each
 
 # Kernels whose draws all have the batch axis first and that compute nothing across images.
 VECTORISED = frozenset({
@@ -88,6 +90,20 @@ class Streams:
         if lam.ndim == 0 or lam.shape[0] != len(self):
             raise TypeError("Streams.poisson: lam needs the batch axis first")
         return np.concatenate([g.poisson(lam[i:i + 1]) for i, g in enumerate(self.generators)])
+
+
+def each_image(rng: np.random.Generator | Streams, n: int,
+               work: Callable[[int, np.random.Generator], None]) -> None:
+    """Call ``work(i, generator_of_image_i)`` for every image of a batch of ``n``.
+
+    With one distinct stream per image (a :class:`Streams`) the calls are independent and run
+    in threads (:func:`cellrobust._threads.for_each`; numpy's random fills and ufuncs release
+    the GIL), with results identical to the serial order. A single generator - or one object
+    given for several images - is drawn from image by image, in order: one draw for the stack.
+    """
+    gens = per_image(rng, n)
+    distinct = isinstance(rng, Streams) and len({id(g) for g in gens}) == n
+    for_each(lambda i: work(i, gens[i]), n, parallel=distinct)
 
 
 def per_image(rng: np.random.Generator | Streams, n: int) -> list[np.random.Generator]:

@@ -4,8 +4,7 @@ Two codecs, identical in what they lose:
 
 - ``codec="opencv"`` (default): a real encode/decode round trip through OpenCV's libjpeg
   (reports the file size in bytes); measured 4.5x faster per 256x256 patch than the DCT model.
-  Stacks are encoded and decoded in a thread pool (:func:`cellrobust._threads.compute_threads`
-  threads; OpenCV releases the GIL), each image on its own, so the result does not depend on
+  Stacks are encoded and decoded in a thread pool (:func:`cellrobust._threads.for_each`; OpenCV releases the GIL), each image on its own, so the result does not depend on
   the threads.
 - ``codec="dct"`` (batched model): the lossy core of baseline JPEG computed
   directly - level shift by 128, orthonormal 8x8 DCT-II per block (separable, edge blocks
@@ -25,12 +24,10 @@ References: Wallace, IEEE Trans. Consumer Electron. 38(1) (1992); ITU-T T.81 Ann
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 
-from cellrobust._threads import compute_threads
+from cellrobust._threads import for_each
 from cellrobust._validation import DataError, check_choice
 from cellrobust.artefacts.registry import Artefact, register
 
@@ -121,13 +118,7 @@ def _roundtrip_all(images: np.ndarray, quality: int) -> tuple[np.ndarray, list[i
         np.multiply(decoded, scale, out=out[i])
         out[i] += lo
 
-    workers = 1 if images.shape[0] == 1 else min(images.shape[0], compute_threads())
-    if workers == 1:
-        for i in range(images.shape[0]):
-            one(i)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one, range(images.shape[0])))
+    for_each(one, images.shape[0])
     return out, sizes
 
 

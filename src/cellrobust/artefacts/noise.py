@@ -3,8 +3,9 @@
 All work on raw gray levels in float32 and draw their noise image by image (float32 standard
 normals: numpy's ziggurat, no float64 detour): from the given generator in sequence - the same
 numbers as one draw for the whole stack - or from each image's own stream when ``apply_batch``
-gets one per image (:class:`~cellrobust.artefacts._streams.Streams`); working one image at a
-time keeps the arithmetic in cache on large stacks.
+gets one per image (:class:`~cellrobust.artefacts._streams.Streams`; then the images run in
+threads, :func:`~cellrobust.artefacts._streams.each_image`, with identical results); working
+one image at a time keeps the arithmetic in cache on large stacks.
 
 - ``gaussian_noise`` (study): ``y = x + sigma * n``, ``n ~ N(0, 1)``, sigma in gray levels, then
   min-max to [0, 255] (the study's convention; grid 0-200 in 41 steps, training range 0-30).
@@ -27,7 +28,7 @@ import numpy as np
 
 from cellrobust._validation import check_range
 from cellrobust.artefacts._sampling import inverse_table, sample_table
-from cellrobust.artefacts._streams import per_image
+from cellrobust.artefacts._streams import each_image, per_image
 from cellrobust.artefacts.registry import Artefact, register
 
 GAUSS_STUDY_GRID = tuple(float(v) for v in np.linspace(0.0, 200.0, 41))
@@ -35,20 +36,26 @@ GAUSS_STUDY_GRID = tuple(float(v) for v in np.linspace(0.0, 200.0, 41))
 
 def _gaussian_noise(images, value, rng, *, labels=None, dtype=None):
     out = np.empty_like(images)
-    for i, gen in enumerate(per_image(rng, images.shape[0])):  # image by image: in cache
+
+    def one(i, gen):  # image by image: in cache
         noise = gen.standard_normal(images.shape[1:], dtype=np.float32)
         noise *= np.float32(value)
         np.add(noise, images[i], out=out[i])
+
+    each_image(rng, images.shape[0], one)
     return out, [{} for _ in range(images.shape[0])]
 
 
 def _speckle(images, value, rng, *, labels=None, dtype=None):
     out = np.empty_like(images)
-    for i, gen in enumerate(per_image(rng, images.shape[0])):
+
+    def one(i, gen):
         noise = gen.standard_normal(images.shape[1:], dtype=np.float32)
         noise *= np.float32(np.sqrt(value))
         noise *= images[i]
         np.add(images[i], noise, out=out[i])  # x + x * n
+
+    each_image(rng, images.shape[0], one)
     return out, [{} for _ in range(images.shape[0])]
 
 
@@ -94,7 +101,7 @@ def _poisson(images, value, rng, *, labels=None, dtype=None, read_noise=0.0, off
     p99 = _p99(signal, levels)
     p99 = np.where(p99 > 0, p99, 1.0).astype(np.float32)
     scale = np.float32(value) / p99
-    gens = per_image(rng, images.shape[0])
+    gens = per_image(rng, images.shape[0])  # serial: the table sampler holds the GIL often
     counts = np.empty_like(images)
     for i, gen in enumerate(gens):  # all counts first, then read noise (the stream order)
         counts[i] = _photon_counts(signal[i], None if levels is None else levels[i],
@@ -115,8 +122,11 @@ def _hot_pixels(images, value, rng, *, labels=None, dtype=None, hot_fraction=0.5
     flat = images.reshape(n, -1)
     hi, lo = flat.max(axis=1), flat.min(axis=1)
     u = np.empty_like(images)
-    for i, gen in enumerate(per_image(rng, n)):
+
+    def draw(i, gen):
         u[i] = gen.random(images.shape[1:], dtype=np.float32)
+
+    each_image(rng, n, draw)
     p = np.float32(value / 100.0)
     hot = u < p * np.float32(hot_fraction)
     dead = (u >= p * np.float32(hot_fraction)) & (u < p)
