@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage as ndi
 
+from cellrobust._components import label_components
 from cellrobust._validation import InputError
 from cellrobust.models.postprocess import (
     probabilities_to_labels,
@@ -80,3 +84,31 @@ def test_helpers():
     labels = np.array([[0, 9, 9], [4, 0, 7], [4, 4, 0]])
     np.testing.assert_array_equal(relabel_sequential(labels), [[0, 1, 1], [2, 0, 3], [2, 2, 0]])
     np.testing.assert_array_equal(remove_small(labels, 2), [[0, 2, 2], [1, 0, 0], [1, 1, 0]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 60), st.floats(0.05, 0.95), st.sampled_from([4, 8]),
+       st.integers(0, 2**31 - 1))
+def test_label_components_numbers_exactly_like_ndimage_label(h, w, density, connectivity, seed):
+    mask = np.random.default_rng(seed).random((h, w)) < density
+    structure = ndi.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+    expected, n = ndi.label(mask, structure=structure)
+    labels, count = label_components(mask, connectivity)
+    assert labels.dtype == np.int32 and count == n
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_label_components_on_a_full_frame_with_opencvs_strips(threads):
+    import cv2
+
+    mask = ndi.binary_dilation(np.random.default_rng(3).random((576, 720)) < 0.2)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        labels, count = label_components(mask, 8)
+    finally:
+        cv2.setNumThreads(before)
+    expected, n = ndi.label(mask, structure=np.ones((3, 3)))
+    assert count == n
+    np.testing.assert_array_equal(labels, expected)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
+from cellrobust._components import label_components
 from cellrobust._validation import InputError
 from cellrobust.table import DEFAULT_THRESHOLDS
 
@@ -43,8 +43,7 @@ def count_cells(mask: np.ndarray, *, connectivity: int = 8, instances: bool | No
         raise InputError(f"mask: expected a 2-D array (H, W), got shape {mask.shape}")
     if instances or (instances is None and count_objects(mask) > 1):
         return count_objects(mask)
-    structure = ndi.generate_binary_structure(2, 2 if connectivity == 8 else 1)
-    return int(ndi.label(mask > 0, structure=structure)[1])
+    return label_components(mask > 0, connectivity)[1]
 
 
 def count_objects(labels: np.ndarray) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from cellrobust._components import label_components
+from cellrobust._threads import for_each
 from cellrobust._validation import InputError, check_ndim, check_range, collect_errors
 
 #: Structuring elements of the two pixel connectivities (2-D).
@@ -69,11 +71,14 @@ def probabilities_to_labels(
     check_ndim("prob", prob, (2, 3), what="(H, W) or (N, H, W) probabilities")
     _check_options(threshold, connectivity, min_size, watershed_min_distance)
     prob = np.asarray(prob)
-    if prob.ndim == 3:
+    if prob.ndim == 3:  # planes in threads (OpenCV's labelling releases the GIL)
         out = np.empty(prob.shape, dtype=np.int32)
-        for i, plane in enumerate(prob):
-            out[i] = _one(plane, threshold, connectivity, fill_holes, min_size, watershed,
+
+        def plane(i: int) -> None:
+            out[i] = _one(prob[i], threshold, connectivity, fill_holes, min_size, watershed,
                           watershed_min_distance)
+
+        for_each(plane, prob.shape[0])
         return out
     return _one(prob, threshold, connectivity, fill_holes, min_size, watershed,
                 watershed_min_distance)
@@ -104,7 +109,7 @@ def _one(prob, threshold, connectivity, fill_holes, min_size, watershed, min_dis
     structure = _STRUCTURES[int(connectivity)]
     if fill_holes:
         mask = ndi.binary_fill_holes(mask)
-    labels, n = ndi.label(mask, structure=structure)
+    labels, n = label_components(mask, int(connectivity))
     if watershed and n:
         labels = _watershed_split(mask, labels, structure, int(min_distance))
     if min_size > 0:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from cellrobust._components import label_components
+from cellrobust._threads import for_each
 from cellrobust._validation import InputError, collect_errors, suggest
 
 BASELINES: tuple[str, ...] = ("dog_otsu", "nlm_otsu", "otsu")
@@ -163,11 +165,16 @@ class ClassicalSegmenter:
         return image
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Binary foreground (0/1, float32) for (H, W) or (N, H, W) images."""
+        """Binary foreground (0/1, float32) for (H, W) or (N, H, W) images; the images of a
+        stack run in threads (:func:`cellrobust._threads.for_each`: OpenCV and numpy release
+        the GIL), each on its own, so the result does not depend on the threads."""
         stack, squeeze = _as_stack(images)
         out = np.empty(stack.shape, dtype=np.float32)
-        for i, image in enumerate(stack):
-            out[i] = _otsu_mask(self.filtered(image), self.config.nbins)
+
+        def one(i: int) -> None:
+            out[i] = _otsu_mask(self.filtered(stack[i]), self.config.nbins)
+
+        for_each(one, stack.shape[0])
         return out[0] if squeeze else out
 
     def segment(self, images: np.ndarray) -> np.ndarray:
@@ -299,11 +306,9 @@ def calibrate_dog_sigma(masks) -> float:
     float
         σ_low in pixels.
     """
-    from scipy import ndimage as ndi
-
     areas = []
     for mask in masks:
-        labels, n = ndi.label(np.asarray(mask) > 0, structure=np.ones((3, 3), bool))
+        labels, n = label_components(np.asarray(mask) > 0, 8)
         if n:
             areas.append(np.bincount(labels.ravel())[1:])
     if not areas:
