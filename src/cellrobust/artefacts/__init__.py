@@ -113,6 +113,8 @@ def _run_streams(art, images, labels, value, gens, mode, options):
                       g, mode, options) for i, g in enumerate(gens)]
         lab = None if labels is None else np.concatenate([p[1] for p in parts])
         return np.concatenate([p[0] for p in parts]), lab, [p[2][0] for p in parts]
+    if mode != "clip" or np.issubdtype(images.dtype, np.integer):  # the same for every image
+        return _run(art, images, labels, value, Streams(gens), mode, options)
     out, lab, params = _run(art, images, labels, value, Streams(gens), "none", options)
     for i in range(images.shape[0]):  # per image: the clip range of float input is per image
         out[i:i + 1] = _normalise(out[i:i + 1], mode, dtype=images.dtype,

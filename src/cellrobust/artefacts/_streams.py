@@ -98,11 +98,11 @@ def each_image(rng: np.random.Generator | Streams, n: int,
 
     With one distinct stream per image (a :class:`Streams`) the calls are independent and run
     in threads (:func:`cellrobust._threads.for_each`; numpy's random fills and ufuncs release
-    the GIL), with results identical to the serial order. A single generator - or one object
-    given for several images - is drawn from image by image, in order: one draw for the stack.
+    the GIL), with results identical to the serial order. A single generator - or one bit
+    generator behind several images' streams - is drawn from image by image, in order.
     """
     gens = per_image(rng, n)
-    distinct = isinstance(rng, Streams) and len({id(g) for g in gens}) == n
+    distinct = isinstance(rng, Streams) and len({id(g.bit_generator) for g in gens}) == n
     for_each(lambda i: work(i, gens[i]), n, parallel=distinct)
 
 

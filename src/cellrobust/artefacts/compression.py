@@ -4,8 +4,9 @@ Two codecs, identical in what they lose:
 
 - ``codec="opencv"`` (default): a real encode/decode round trip through OpenCV's libjpeg
   (reports the file size in bytes); measured 4.5x faster per 256x256 patch than the DCT model.
-  Stacks are encoded and decoded in a thread pool (:func:`cellrobust._threads.for_each`; OpenCV releases the GIL), each image on its own, so the result does not depend on
-  the threads.
+  Stacks are encoded and decoded in a thread pool (:func:`cellrobust._threads.for_each`;
+  OpenCV releases the GIL), each image on its own, so the result does not depend on the
+  threads. JPEG draws no random numbers (registered ``draws=False``).
 - ``codec="dct"`` (batched model): the lossy core of baseline JPEG computed
   directly - level shift by 128, orthonormal 8x8 DCT-II per block (separable, edge blocks
   padded by replication, as libjpeg does), quantisation with the IJG luminance table scaled by
