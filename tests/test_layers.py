@@ -32,10 +32,11 @@ def test_elu_matches_float64_elu_within_an_ulp_of_one(layout):
 def test_elu_gradient_is_torchs():
     x, _ = _inputs()
     a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
-    g = torch.randn_like(x)
+    g = torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1  # |g| <= 1
     ELU()(a).backward(g)
     F.elu(b).backward(g)
-    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=2e-7)
+    # dy/dx = y + 1 below zero: |g| * (y's error, < 2**-24) plus the product's rounding
+    torch.testing.assert_close(a.grad, b.grad, rtol=2 ** -22, atol=2 ** -23)
 
 
 def test_elu_bf16_close_to_torch_bf16():
@@ -76,10 +77,11 @@ def test_dropout_gradient_uses_the_same_mask():
 def test_dropout_reproducible_from_torchs_generator():
     drop = Dropout(0.1).train()
     x = torch.ones(3, 5, 7, 9)
-    torch.manual_seed(3)
-    a = drop(x)
-    torch.manual_seed(3)
-    assert torch.equal(a, drop(x))
+    with torch.random.fork_rng(devices=[]):  # the training loop forks and seeds the same way
+        torch.manual_seed(3)
+        a = drop(x)
+        torch.manual_seed(3)
+        assert torch.equal(a, drop(x))
 
 
 def test_keep_mask_follows_the_layout_and_is_unbiased():
