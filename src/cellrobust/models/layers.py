@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-DROP_BITS = 15  # random_(0, 2**15): one uniform 15-bit integer per element
+DROP_BITS = 15  # bits of the uniform integer drawn per element (see keep_mask)
 
 
 def _tracing() -> bool:
@@ -93,8 +93,10 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.threshold == 0 or _tracing() or x.device.type != "cpu":
-            return F.dropout(x, self.p, self.training) if self.training else x
+        if not self.training or self.threshold == 0:  # p_eff = 0: nothing is dropped
+            return x
+        if _tracing() or x.device.type != "cpu":
+            return F.dropout(x, self.p, True)
         keep = keep_mask(x, self.threshold)
         return _MaskFunction.apply(x, keep, 1.0 / (1.0 - self.effective_p))
 
