@@ -234,3 +234,21 @@ def test_zoom_out_pads_with_image_minimum():
     image[0, 0] = 20
     out, _ = artefacts.apply(Sample(image, None, "z"), "zoom", 0.5, rng=0)
     assert out.image[0, 0] == 20 and out.image[32, 32] == 150
+
+
+@pytest.mark.parametrize("zoom, n, rows", [
+    # source row = round-half-up((y - c) / zoom + c), c = (n - 1) / 2; -1 = outside (0)
+    (1.5, 16, [3, 3, 4, 5, 5, 6, 7, 7, 8, 9, 9, 10, 11, 11, 12, 13]),
+    (0.5, 8, [-1, -1, 1, 3, 5, 7, -1, -1]),
+    (1.0, 5, [0, 1, 2, 3, 4]),
+])
+def test_zoom_labels_follow_the_nearest_source_pixel(zoom, n, rows):
+    yy, xx = np.mgrid[0:n, 0:n]
+    labels = (yy * n + xx + 1).astype(np.int32)
+    out, _ = artefacts.apply(Sample(np.zeros((n, n), np.float32), labels, "z"), "zoom", zoom,
+                             rng=0, normalise="none")
+    src = np.asarray(rows)
+    expected = np.where((src[:, None] >= 0) & (src[None, :] >= 0),
+                        (src[:, None] * n + src[None, :] + 1), 0)
+    np.testing.assert_array_equal(out.labels, expected)
+    assert out.labels.dtype == np.int32
