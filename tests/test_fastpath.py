@@ -48,10 +48,12 @@ def _single_pass(net, image: np.ndarray, p: int) -> np.ndarray:
 def test_whole_patch_runs_as_one_pass_with_the_reduced_context(net, shape, whole_halo, pad):
     images = _images(3, *shape)
     fast = predict_tiled(net, images, tile=256, whole_halo=whole_halo)
+    # channels-last batches and this contiguous single pass run different oneDNN kernels,
+    # whose float32 sums round differently: up to 1.1e-6 in probability on an AVX2 CPU
     for img, prob in zip(images, fast):
-        np.testing.assert_allclose(prob, _single_pass(net, img, pad), atol=1e-6)
+        np.testing.assert_allclose(prob, _single_pass(net, img, pad), atol=1e-5)
     halo = predict_tiled(net, images, tile=256)
-    np.testing.assert_allclose(halo[0], _single_pass(net, images[0], 48), atol=1e-6)
+    np.testing.assert_allclose(halo[0], _single_pass(net, images[0], 48), atol=1e-5)
     assert np.abs(halo - fast).max() > 1e-4  # the full halo really differs at the border
 
 
