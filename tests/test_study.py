@@ -105,6 +105,9 @@ def test_sweep_cli_on_simulated_data(tmp_path, capsys):
     assert "results: 28 rows" in capsys.readouterr().out  # 2 segmenters x (6 levels + clean) x 2
     table = pd.read_csv(tmp_path / "results.csv")
     assert set(table["segmenter"]) == {"dog_otsu", "plain"}
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["config"]["execution"]["workers"] == "auto"
+    assert record["worker_processes"] == 1  # a sweep of seconds starts no worker process
     assert main([*args[:-3], "--segmenter", "dog_otsx", "--out", str(tmp_path / "b")]) == 2
     assert "dog_otsu" in capsys.readouterr().err
 

@@ -105,6 +105,21 @@ def test_process_pool_gives_identical_table(serial, tmp_path):
     pd.testing.assert_frame_equal(_strip(out), _strip(table))
 
 
+def test_auto_workers_start_a_pool_only_for_long_sweeps(serial, tmp_path, monkeypatch):
+    from cellrobust.sweep import runner
+
+    table, _ = serial
+    monkeypatch.setattr(runner, "default_workers", lambda cells: 2)
+    auto = Execution(workers="auto", allow_code=True)
+    short = run_sweep(_config(), discs(), tmp_path / "short", execution=auto)
+    assert short.attrs["workers"] == 1  # milliseconds of work: no process started
+    monkeypatch.setattr(runner, "POOL_AFTER_S", 0.0)
+    pooled = run_sweep(_config(), discs(), tmp_path / "pooled", execution=auto)
+    assert pooled.attrs["workers"] == 2
+    pd.testing.assert_frame_equal(_strip(pooled), _strip(table))
+    pd.testing.assert_frame_equal(_strip(short), _strip(table))
+
+
 def test_pool_workers_build_their_segmenters_once_not_per_cell(tmp_path, monkeypatch):
     log = tmp_path / "builds.txt"
     monkeypatch.setenv("SWEEP_FAKE_BUILD_LOG", str(log))

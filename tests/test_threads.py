@@ -4,6 +4,8 @@ any count."""
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -87,3 +89,88 @@ def test_provenance_records_the_threads():
     record = provenance("sweep", {"x": 1})["threads"]
     assert record["available_cores"] == available_cores() and record["compute_threads"] >= 1
     assert 1 <= record["free_cores"] <= available_cores()
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("free, tasks, memory, expected", [
+    (2, 127, 20 * GIB, 2),       # one worker per free core
+    (2, 1, 20 * GIB, 1),         # never more workers than cells
+    (8, 100, 5 * GIB, 2),        # 2 GiB a worker: 5 GiB available allow two
+    (8, 100, 1 * GIB, 1),        # too little memory for one more process: still one
+    (1, 50, None, 1),            # a loaded machine (one free core); /proc/meminfo unreadable
+    (4, 0, 20 * GIB, 1),         # nothing to do: at least one
+])
+def test_default_workers_bounds(monkeypatch, free, tasks, memory, expected):
+    from cellrobust import _threads
+
+    monkeypatch.setattr(_threads, "free_cores", lambda: free)
+    monkeypatch.setattr(_threads, "available_memory", lambda: memory)
+    assert _threads.default_workers(tasks) == expected
+
+
+def test_available_memory_reads_memavailable():
+    from cellrobust._threads import available_memory
+
+    memory = available_memory()
+    assert memory is None or 0 < memory <= os.sysconf("SC_PAGE_SIZE") * os.sysconf(
+        "SC_PHYS_PAGES")
+
+
+@pytest.mark.parametrize("workers, threads", [(0, None), (-2, None), (1.5, None), (True, None),
+                                              ("many", None), (2, 0), (2, "1")])
+def test_execution_refuses_bad_worker_counts(workers, threads):
+    from cellrobust import InputError
+    from cellrobust.sweep import Execution
+
+    with pytest.raises(InputError, match="workers: expected|threads_per_worker: expected"):
+        Execution(workers=workers, threads_per_worker=threads)
+
+
+def test_auto_workers_follow_the_rule(monkeypatch):
+    from cellrobust import _threads
+    from cellrobust.sweep import AUTO, Execution, worker_count
+
+    monkeypatch.setattr(_threads, "free_cores", lambda: 2)
+    monkeypatch.setattr(_threads, "available_memory", lambda: 64 * GIB)
+    assert worker_count(Execution(workers=AUTO), 127) == 2
+    assert worker_count(Execution(workers=AUTO), 1) == 1
+    assert worker_count(Execution(workers=AUTO), 127, estimate=lambda: 5.0) == 1  # too short
+    assert worker_count(Execution(workers=AUTO), 127, estimate=lambda: 60.0) == 2
+    assert worker_count(Execution(workers=3), 5) == 3  # an explicit count is kept
+    assert worker_count(Execution(workers=3), 1) == 1  # ... up to one worker per cell
+
+
+ZOOM_LABELS = """
+import os, sys
+os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})  # one core, before OpenCV loads
+import numpy as np
+from cellrobust import artefacts
+labels = np.load({src!r})
+_, out, _ = artefacts.apply_batch(np.zeros(labels.shape, np.float32), "zoom", 0.7, rng=0,
+                                  labels=labels)
+np.save({dst!r}, out)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or available_cores() < 2,
+                    reason="needs CPU affinity and two cores")
+def test_zoom_labels_do_not_depend_on_the_cores(tmp_path, psc_dir):
+    """OpenCV's nearest warp rounded ties differently on one core: the sweep table changed
+    with the worker count (PSC validation t235, zoom 0.7)."""
+    import subprocess
+    import sys
+
+    import tifffile
+
+    frame = tifffile.imread(psc_dir / "validation" / "output" / "man_seg235.tif").astype(np.int32)
+    labels = np.stack([frame[y:y + 256, x:x + 256] for y, x in
+                       ((0, 0), (100, 200), (320, 464), (200, 97))])
+    src, dst = tmp_path / "labels.npy", tmp_path / "one-core.npy"
+    np.save(src, labels)
+    code = ZOOM_LABELS.format(src=str(src), dst=str(dst))
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    _, here, _ = artefacts.apply_batch(np.zeros(labels.shape, np.float32), "zoom", 0.7, rng=0,
+                                       labels=labels)
+    np.testing.assert_array_equal(np.load(dst), here)

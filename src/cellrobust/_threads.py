@@ -16,8 +16,14 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["available_cores", "compute_threads", "default_threads", "for_each", "free_cores",
-           "set_compute_threads", "thread_record"]
+__all__ = ["WORKER_MEMORY_BYTES", "available_cores", "available_memory", "compute_threads",
+           "default_threads", "default_workers", "for_each", "free_cores", "set_compute_threads",
+           "thread_record"]
+
+#: Memory one sweep worker process is allowed for (torch, the segmenters, a batch of windows
+#: and its copy of the data; the paper preset's PSC sweep peaked at 0.93 GiB RSS a process):
+#: automatic worker counts never exceed the available memory divided by this.
+WORKER_MEMORY_BYTES = 2 * 2**30
 
 
 def available_cores() -> int:
@@ -56,6 +62,31 @@ def default_threads(workers: int = 1) -> int:
     more runnable compute threads than cores - on a loaded machine an OpenMP team larger
     than its share of cores waits at every barrier for a descheduled member."""
     return max(1, free_cores() // max(1, int(workers)))
+
+
+def default_workers(tasks: int) -> int:
+    """Worker processes for ``tasks`` independent tasks (a sweep's cells) when the user did
+    not choose: one per free core (:func:`free_cores`; each then runs one compute thread, which
+    also runs the single-threaded parts of a task - corruption, counting - in parallel), at most
+    one per task and one per :data:`WORKER_MEMORY_BYTES` of available memory, at least 1."""
+    workers = min(free_cores(), max(1, int(tasks)))
+    memory = available_memory()
+    if memory is not None:
+        workers = min(workers, memory // WORKER_MEMORY_BYTES)
+    return max(1, int(workers))
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (``MemAvailable`` of ``/proc/meminfo``);
+    None where that is not readable."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def thread_record() -> dict:

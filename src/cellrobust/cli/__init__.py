@@ -67,12 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _configure_threads(args: argparse.Namespace) -> None:
     """Threads and OpenMP settings for the whole run, before any stage imports torch."""
+    from cellrobust.cli._common import parse_workers
     from cellrobust.stages._runtime import configure_threads
 
     # --workers are processes sharing the cores only where the sweep runs (train's are data
-    # loaders, whose threads the loop sets to one)
+    # loaders, whose threads the loop sets to one); "auto" workers set their own threads, and
+    # this process keeps the free cores for what it runs itself (preflight, a one-cell sweep)
     sharing = getattr(args, "stage", None) in ("sweep", "study")
-    workers = (getattr(args, "workers", None) or 1) if sharing else 1
+    if sharing:
+        args.workers = parse_workers(args.workers)  # the one parse, before any stage runs
+    workers = args.workers if sharing else 1
+    workers = workers if isinstance(workers, int) else 1
     configure_threads(workers=workers, threads=getattr(args, "threads", None))
 
 

@@ -84,6 +84,27 @@ def with_options(spec: str, items: list[str]) -> str:
     return ",".join([spec, *items]) if items else spec
 
 
+def parse_workers(text: str | None) -> int | str | None:
+    """``--workers``: ``"auto"``, a positive integer, or None (not given).
+
+    Raises
+    ------
+    InputError
+        Anything else (exit status 2, one line).
+    """
+    from cellrobust._validation import InputError
+
+    if text is None or str(text).strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"--workers: expected a positive integer or 'auto', got {text!r}")
+    return value
+
+
 def csv_list(text: str) -> tuple[str, ...]:
     """``"a, b,c"`` -> ``("a", "b", "c")``."""
     return tuple(t.strip() for t in text.split(",") if t.strip())
@@ -99,7 +120,9 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thresholds", type=parse_thresholds, metavar="LIST",
                    help="IoU thresholds of instance matching: start:step:stop or a comma list "
                    "(default 0.5:0.1:0.9)")
-    p.add_argument("--workers", type=int, help="local worker processes for the sweep")
+    p.add_argument("--workers", metavar="N|auto",
+                   help="local worker processes for the sweep ('auto': one per free core, "
+                   "bounded by the cells and memory)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask distributed scheduler address (tcp://host:8786) to run cells on")
     p.add_argument("--batch-size", type=int, help="images per segmenter call")

@@ -119,7 +119,7 @@ class StudyConfig:
     polarity: str = "auto"
     dog_sigma: float | str = "auto"
     seed: int = 0
-    workers: int = 1
+    workers: int | str = 1
     scheduler: str | None = None
     batch_size: int = 4
     figure_formats: tuple[str, ...] = ("png", "svg")
@@ -153,7 +153,10 @@ class StudyConfig:
                           f"got {self.dog_sigma!r}")
         if self.data == "required" and not (self.eval_data and not self.recipes):
             errors.append(f"data: the {self.preset!r} preset needs a data set path")
-        for name in ("patches_per_frame", "patch_size", "n_boot", "workers", "batch_size"):
+        names = ["patches_per_frame", "patch_size", "n_boot", "batch_size"]
+        if self.workers != "auto":
+            names.append("workers")
+        for name in names:
             if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
                 errors.append(f"{name}: expected a positive integer, got {getattr(self, name)}")
         collect_errors(errors, "study configuration")

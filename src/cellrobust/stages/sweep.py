@@ -82,5 +82,6 @@ def run(config: SweepStageConfig, *, progress: Callable[[list], None] | None = N
         built = build_segmenters(config.sweep, allow_code=config.execution.allow_code)
         write_json(out / "config.json",
                    provenance("sweep", config, segmenters=list(built.values()),
-                              images=[s.name for s in samples]))
+                              images=[s.name for s in samples],
+                              worker_processes=table.attrs.get("workers")))
     return table

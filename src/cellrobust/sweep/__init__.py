@@ -22,13 +22,13 @@ from cellrobust.sweep.engine import (
     resolve_severities,
     run_cell,
 )
-from cellrobust.sweep.runner import Execution, preflight, run_sweep
+from cellrobust.sweep.runner import AUTO, Execution, preflight, run_sweep, worker_count
 from cellrobust.sweep.store import ResultStore
 from cellrobust.table import BASE_COLUMNS
 
 __all__ = [
-    "BASE_COLUMNS", "CLEAN", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig",
+    "AUTO", "BASE_COLUMNS", "CLEAN", "Execution", "ResultStore", "SegmenterSpec", "SweepConfig",
     "build_segmenters", "cell_list",
     "columns", "frame_level", "parse_segmenter", "preflight", "resolve_severities", "run_cell",
-    "run_sweep",
+    "run_sweep", "worker_count",
 ]

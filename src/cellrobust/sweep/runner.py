@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cellrobust._threads import default_threads, set_compute_threads
+from cellrobust._threads import default_threads, default_workers, set_compute_threads
 from cellrobust._validation import InputError
 from cellrobust.sweep.engine import (
     SweepConfig,
@@ -31,23 +31,68 @@ from cellrobust.sweep.engine import (
 )
 from cellrobust.sweep.store import ResultStore
 
-__all__ = ["Execution", "preflight", "run_sweep"]
+__all__ = ["AUTO", "Execution", "preflight", "run_sweep", "worker_count"]
 
 
 @dataclass(frozen=True)
 class Execution:
-    """How to run: ``workers`` local processes (1 = in this process) or a Dask ``scheduler``
-    address (``"tcp://host:8786"``; workers must have cellrobust installed).
+    """How to run: ``workers`` local processes (1 = in this process; ``"auto"`` = one per free
+    core, bounded by the cells and the memory, :func:`worker_count`) or a Dask ``scheduler``
+    address (``"tcp://host:8786"``; workers must have cellrobust installed). The table does not
+    depend on the choice.
 
     ``allow_code`` permits ``py:`` segmenters (they import and run Python code): a permission
     of whoever starts the run, never read from a configuration file.
     """
 
-    workers: int = 1
+    workers: int | str = 1
     scheduler: str | None = None
     threads_per_worker: int | None = None
     overwrite: bool = False
     allow_code: bool = False
+
+    def __post_init__(self) -> None:
+        w = self.workers
+        if w != AUTO and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
+            raise InputError(f"workers: expected a positive integer or {AUTO!r}, got {w!r}")
+        t = self.threads_per_worker
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
+            raise InputError(f"threads_per_worker: expected a positive integer or None, got {t!r}")
+
+
+#: ``Execution(workers=AUTO)``: the worker count is chosen for the machine and the run.
+AUTO = "auto"
+#: ``workers="auto"`` starts worker processes only for a sweep whose estimated serial time is
+#: at least this many seconds: a worker is a new Python process that imports torch and builds
+#: the segmenters (seconds) before its first cell, which a short sweep would not repay.
+POOL_AFTER_S = 20.0
+
+
+def worker_count(execution: Execution, cells: int, *,
+                 estimate: Callable[[], float] | None = None) -> int:
+    """Local worker processes for a run of ``cells`` cells: ``execution.workers`` (at most one
+    per cell); for ``"auto"``, :func:`cellrobust._threads.default_workers` (free cores, cells,
+    memory), or 1 when ``estimate()`` (the serial seconds; called only when processes would
+    start) is below :data:`POOL_AFTER_S`."""
+    if execution.workers != AUTO:
+        return max(1, min(int(execution.workers), int(cells)))
+    workers = default_workers(cells)
+    if workers > 1 and estimate is not None and estimate() < POOL_AFTER_S:
+        return 1
+    return workers
+
+
+def _serial_estimate(segmenters: dict, samples: Sequence, cells: int) -> float:
+    """Seconds the cells would take in one process: one timed (warm) call of every segmenter
+    on the first image, times the images of a cell and the cells (frame-level cells, which cut
+    more windows, make it a lower bound)."""
+    import time
+
+    probe = np.asarray(samples[0].image, dtype=np.float32)[None]
+    start = time.perf_counter()
+    for segmenter in segmenters.values():
+        segmenter.segment(probe)
+    return (time.perf_counter() - start) * len(samples) * cells
 
 
 def _data_digest(samples: Sequence) -> str:
@@ -144,7 +189,9 @@ def run_sweep(
     Returns
     -------
     DataFrame
-        The tidy table (also written as ``results.parquet`` and ``results.csv``).
+        The tidy table (also written as ``results.parquet`` and ``results.csv``);
+        ``attrs["workers"]``: the local processes that ran the cells (1: this process, 0: a
+        Dask cluster).
     """
     samples = list(samples)
     frames = list(frames or []) if frame_level(config) else None
@@ -160,12 +207,20 @@ def run_sweep(
     todo = [c for c in cells if c not in store.done(cells)]
     if progress and len(cells) > len(todo):
         progress([c for c in cells if c not in todo])
+    workers = 1
     if todo:
-        _dispatch(config, (samples, frames), todo, store, execution, progress, segmenters)
-    return store.assemble(cells, columns(config))
+        workers = 1 if execution.scheduler else worker_count(
+            execution, len(todo), estimate=lambda: _serial_estimate(segmenters, samples,
+                                                                    len(todo)))
+        _dispatch(config, (samples, frames), todo, store, execution, progress, segmenters,
+                  workers=workers)
+    table = store.assemble(cells, columns(config))
+    table.attrs["workers"] = 0 if execution.scheduler else workers  # 0: a Dask cluster's
+    return table
 
 
-def _dispatch(config, data, todo, store, execution, progress, segmenters) -> None:
+def _dispatch(config, data, todo, store, execution, progress, segmenters, *,
+              workers: int) -> None:
     """Run the ``todo`` cells; ``data`` = (samples, frames or None)."""
     def done(cell, rows):
         store.write(*cell, rows)
@@ -174,8 +229,8 @@ def _dispatch(config, data, todo, store, execution, progress, segmenters) -> Non
 
     if execution.scheduler:
         _run_dask(config, data, todo, execution, done)
-    elif execution.workers > 1:
-        _run_processes(config, data, todo, execution, done)
+    elif workers > 1:
+        _run_processes(config, data, todo, execution, done, workers=workers)
     else:
         for cell in todo:
             done(cell, run_cell(config, data[0], *cell, frames=data[1],
@@ -260,10 +315,10 @@ def worker_pool(workers: int, initargs: tuple, *, threads: int) -> ProcessPoolEx
                                initargs=(*initargs, threads, os.getpid()))
 
 
-def _run_processes(config, data, todo, execution, done) -> None:
-    threads = execution.threads_per_worker or default_threads(execution.workers)
+def _run_processes(config, data, todo, execution, done, *, workers: int) -> None:
+    threads = execution.threads_per_worker or default_threads(workers)
     initargs = (config, data, execution.allow_code)
-    with worker_pool(execution.workers, initargs, threads=threads) as pool:
+    with worker_pool(workers, initargs, threads=threads) as pool:
         futures = [pool.submit(_worker_cell, cell) for cell in todo]
         for fut in as_completed(futures):
             done(*fut.result())
