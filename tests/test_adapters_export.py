@@ -82,7 +82,7 @@ def images():
 @pytest.fixture(scope="module")
 def reference(exported, images):
     # the exported graphs run each frame as one pass with the full halo of context; the
-    # checkpoint's own whole-frame pass uses 16 px unless told otherwise
+    # checkpoint's own whole-frame pass uses no reflected context unless told otherwise
     seg = build_segmenter(f"{exported['checkpoint']},whole_halo={HALO}")
     return {k: seg.segment(x) for k, x in images.items()}
 

@@ -159,8 +159,10 @@ def test_segmenter_records_the_chosen_path(net, tmp_path):
     seg = UNetSegmenter(net, backend="eager", precision="fp32", path_cache="off", tile=256)
     seg.segment(_images(2, 40, 48))
     path = seg.provenance()["inference_path"]
-    # the plan is per window: 40x48 + 16 px context on each side (whole_halo default)
-    assert path["plans"]["72x80"]["backend"] == "eager" and path["gate_agreement"] == AGREEMENT
+    # the plan is per window: the 40x48 image itself (whole_halo default 0, sides already on
+    # the pooling grid)
+    assert list(path["plans"]) == ["40x48"]
+    assert path["plans"]["40x48"]["backend"] == "eager" and path["gate_agreement"] == AGREEMENT
     with pytest.raises(InputError, match="backend"):
         UNetSegmenter(net, backend="fast")
 

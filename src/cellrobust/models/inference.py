@@ -76,8 +76,10 @@ def predict_tiled(model: UNet, images: np.ndarray, *, normalisation: str | None 
         (rounded up to ``2**depth``; 0 = only up to the pooling grid, the network's zero "same"
         padding supplies the border) instead of the full halo. The result equals that single
         padded pass (tested) and differs from the full-halo result only within ``halo`` px of
-        the border (on a trained PSC checkpoint, 256² patches: labels agree on 99.97 % of
-        pixels with 16 px, 99.72 % with 0 px). None: always the full halo.
+        the border. Reflected context is fabricated: on the PSC validation split it brought
+        256² crops no closer to the network's answer with their real neighbours
+        (``scripts/patch_context.py``), so the segmenters default to 0
+        (:data:`cellrobust.segmenters.unet.WHOLE_HALO`). None: always the full halo.
     runner : cellrobust.models.fastpath.InferenceRunner, optional
         Chooses the execution path and windows per pass (default: eager, ``batch_size``).
 
