@@ -92,6 +92,11 @@ def check_ndim(name: str, array: Any, ndims: Sequence[int], *, what: str = "") -
         raise InputError(f"{name}: expected a {expected} array{layout}, got shape {shape}")
 
 
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a positive integer (a count of workers, threads...), not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def collect_errors(errors: list[str], owner: str) -> None:
     """Raise one :class:`InputError` listing every problem found in ``owner`` at once."""
     if errors:

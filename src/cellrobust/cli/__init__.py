@@ -76,8 +76,7 @@ def _configure_threads(args: argparse.Namespace) -> None:
     sharing = getattr(args, "stage", None) in ("sweep", "study")
     if sharing:
         args.workers = parse_workers(args.workers)  # the one parse, before any stage runs
-    workers = args.workers if sharing else 1
-    workers = workers if isinstance(workers, int) else 1
+    workers = args.workers if sharing and isinstance(args.workers, int) else 1
     configure_threads(workers=workers, threads=getattr(args, "threads", None))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cellrobust._threads import default_threads, default_workers, set_compute_threads
-from cellrobust._validation import InputError
+from cellrobust._validation import InputError, collect_errors, is_count
 from cellrobust.sweep.engine import (
     SweepConfig,
     cell_list,
@@ -52,12 +52,14 @@ class Execution:
     allow_code: bool = False
 
     def __post_init__(self) -> None:
-        w = self.workers
-        if w != AUTO and (isinstance(w, bool) or not isinstance(w, int) or w < 1):
-            raise InputError(f"workers: expected a positive integer or {AUTO!r}, got {w!r}")
-        t = self.threads_per_worker
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or t < 1):
-            raise InputError(f"threads_per_worker: expected a positive integer or None, got {t!r}")
+        errors = []
+        if not (self.workers == AUTO or is_count(self.workers)):
+            errors.append(f"workers: expected a positive integer or {AUTO!r}, "
+                          f"got {self.workers!r}")
+        if not (self.threads_per_worker is None or is_count(self.threads_per_worker)):
+            errors.append(f"threads_per_worker: expected a positive integer or None, "
+                          f"got {self.threads_per_worker!r}")
+        collect_errors(errors, "execution options")
 
 
 #: ``Execution(workers=AUTO)``: the worker count is chosen for the machine and the run.
