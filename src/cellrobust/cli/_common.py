@@ -93,9 +93,12 @@ def parse_workers(text: str | None) -> int | str | None:
         Anything else (exit status 2, one line).
     """
     from cellrobust._validation import InputError
+    from cellrobust.sweep.runner import AUTO
 
-    if text is None or str(text).strip().lower() == "auto":
-        return None if text is None else "auto"
+    if text is None:
+        return None
+    if str(text).strip().lower() == AUTO:
+        return AUTO
     try:
         value = int(text)
     except ValueError:

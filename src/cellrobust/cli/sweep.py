@@ -31,7 +31,7 @@ def _register_sweep(subparsers) -> None:
 
 def _sweep(args) -> int:
     from cellrobust.stages.sweep import SweepStageConfig, run
-    from cellrobust.sweep import Execution, SweepConfig, cell_list
+    from cellrobust.sweep import AUTO, Execution, SweepConfig, cell_list
     from cellrobust.table import DEFAULT_THRESHOLDS
 
     if not args.artefacts:
@@ -43,7 +43,7 @@ def _sweep(args) -> int:
                         severities=args.severities or "ladder",
                         thresholds=args.thresholds or DEFAULT_THRESHOLDS, seed=args.seed,
                         batch_size=args.batch_size or 4, patch_size=args.patch_size)
-    execution = Execution(workers=args.workers or "auto", scheduler=args.scheduler,
+    execution = Execution(workers=args.workers or AUTO, scheduler=args.scheduler,
                           overwrite=args.overwrite, allow_code=args.allow_code)
     config = SweepStageConfig(out=args.out, sweep=sweep, data=args.data, split=args.split,
                               frames=args.frames, patches=args.patches,

@@ -153,8 +153,10 @@ class StudyConfig:
                           f"got {self.dog_sigma!r}")
         if self.data == "required" and not (self.eval_data and not self.recipes):
             errors.append(f"data: the {self.preset!r} preset needs a data set path")
-        if not (self.workers == "auto" or is_count(self.workers)):
-            errors.append(f"workers: expected a positive integer or 'auto', "
+        from cellrobust.sweep.runner import AUTO
+
+        if not (self.workers == AUTO or is_count(self.workers)):
+            errors.append(f"workers: expected a positive integer or {AUTO!r}, "
                           f"got {self.workers!r}")
         for name in ("patches_per_frame", "patch_size", "n_boot", "batch_size"):
             if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
