@@ -165,26 +165,31 @@ class ClassicalSegmenter:
         return image
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """Binary foreground (0/1, float32) for (H, W) or (N, H, W) images; the images of a
-        stack run in threads (:func:`cellrobust._threads.for_each`: OpenCV and numpy release
-        the GIL), each on its own, so the result does not depend on the threads."""
-        stack, squeeze = _as_stack(images)
-        out = np.empty(stack.shape, dtype=np.float32)
-
-        def one(i: int) -> None:
-            out[i] = _otsu_mask(self.filtered(stack[i]), self.config.nbins)
-
-        for_each(one, stack.shape[0])
-        return out[0] if squeeze else out
+        """Binary foreground (0/1, float32) for (H, W) or (N, H, W) images."""
+        return self._per_image(images, np.float32, lambda mask: mask)
 
     def segment(self, images: np.ndarray) -> np.ndarray:
-        """Instance labels (int32) for (H, W) or (N, H, W) images."""
+        """Instance labels (int32) for (H, W) or (N, H, W) images (each image's mask is
+        labelled as soon as it is thresholded, in the same thread)."""
         from cellrobust.models.postprocess import probabilities_to_labels
 
         c = self.config
-        return probabilities_to_labels(self.predict_proba(images), threshold=0.5,
-                                       connectivity=c.connectivity, fill_holes=c.fill_holes,
-                                       min_size=c.min_size)
+        return self._per_image(images, np.int32, lambda mask: probabilities_to_labels(
+            mask, threshold=0.5, connectivity=c.connectivity, fill_holes=c.fill_holes,
+            min_size=c.min_size))
+
+    def _per_image(self, images, dtype, finish) -> np.ndarray:
+        """``finish(filter -> Otsu mask)`` of every image; the images of a stack run in
+        threads (:func:`cellrobust._threads.for_each`: OpenCV and numpy release the GIL),
+        each on its own, so the result does not depend on the threads."""
+        stack, squeeze = _as_stack(images)
+        out = np.empty(stack.shape, dtype=dtype)
+
+        def one(i: int) -> None:
+            out[i] = finish(_otsu_mask(self.filtered(stack[i]), self.config.nbins))
+
+        for_each(one, stack.shape[0])
+        return out[0] if squeeze else out
 
 
 def _as_stack(images) -> tuple[np.ndarray, bool]:
@@ -197,16 +202,63 @@ def _as_stack(images) -> tuple[np.ndarray, bool]:
 
 
 def _otsu_mask(filtered: np.ndarray, nbins: int) -> np.ndarray:
-    """``filtered > t`` with Otsu's threshold ``t`` on ``nbins`` bins of the float range
-    (non-finite pixels ignored; a constant image has no foreground)."""
-    from skimage.filters import threshold_otsu
-
-    finite = filtered.ravel()
-    if not np.isfinite(finite.min() + finite.max()):  # only then copy the finite pixels
-        finite = finite[np.isfinite(finite)]
-    if finite.size == 0 or finite.min() == finite.max():
+    """``filtered > t`` with Otsu's threshold ``t`` (:func:`_otsu_threshold`) on ``nbins`` bins
+    of the float range (non-finite pixels ignored; a constant image has no foreground)."""
+    values = filtered
+    lo, hi = float(values.min()), float(values.max())
+    if not np.isfinite(lo + hi):  # only then copy the finite pixels
+        values = values[np.isfinite(values)]
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if lo == hi:
         return np.zeros(filtered.shape, dtype=bool)
-    return filtered > threshold_otsu(finite, nbins=nbins)
+    return filtered > _otsu_threshold(values, lo, hi, nbins)
+
+
+def _otsu_threshold(values: np.ndarray, lo: float, hi: float, nbins: int) -> float:
+    """Otsu's (1979) threshold on ``nbins`` equal bins of ``[lo, hi]``, the range of ``values``.
+
+    The threshold is the centre of the last bin of the lower class that maximises the
+    between-class variance, as scikit-image's ``threshold_otsu(values, nbins=nbins)``. The
+    histogram is counted differently (measured on a 576×720 frame: 0.7 ms against 3.6 ms): the
+    bin of ``v`` is ``floor((v - min) · nbins / (max - min))`` in the values' float precision
+    (float64 for integers, and for float32 values whose range is too narrow for a float32
+    scale), clipped to the last bin, and counted by ``np.bincount``. Bins are the same
+    real-number intervals as numpy's ``histogram``; a value within the arithmetic's rounding
+    of a bin edge may fall on the other side (a few pixels in 10⁵ on float32 data; none on
+    integer-valued data with a power-of-two ``nbins``).
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape, all finite.
+    lo, hi : float
+        ``values.min()`` and ``values.max()``, ``lo < hi``.
+    nbins : int
+        Number of bins, at least 2.
+
+    Returns
+    -------
+    float
+        The threshold in the values' units: foreground is ``values > t``.
+    """
+    scale = nbins / (hi - lo)
+    if values.dtype == np.float32 and scale < np.finfo(np.float32).max:
+        scaled = np.subtract(values, np.float32(lo), dtype=np.float32)
+        scaled *= np.float32(scale)
+    else:
+        scaled = np.subtract(values, lo, dtype=np.float64)
+        scaled *= nbins
+        scaled /= hi - lo  # division last: exact bins for integer-valued data
+    index = scaled.astype(np.intp).ravel()
+    np.minimum(index, nbins - 1, out=index)
+    hist = np.bincount(index, minlength=nbins).astype(np.float64)
+    centres = lo + (np.arange(nbins) + 0.5) * ((hi - lo) / nbins)
+    below = np.cumsum(hist)
+    above = np.cumsum(hist[::-1])[::-1]
+    mean_below = np.cumsum(hist * centres) / below
+    mean_above = (np.cumsum((hist * centres)[::-1]) / above[::-1])[::-1]
+    between = below[:-1] * above[1:] * (mean_below[:-1] - mean_above[1:]) ** 2
+    return float(centres[int(np.argmax(between))])
 
 
 def _gaussian32(image: np.ndarray, sigma: float) -> np.ndarray:
