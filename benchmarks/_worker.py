@@ -6,7 +6,10 @@ the project's ``.venv`` or in a peer environment. Protocol (one JSON object per 
 - ``{"op": "setup", "target": "benchmarks.suites.unet:keras_train", "params": {...}}`` — imports
   the target factory and calls ``factory(**params)``, which returns a ``Bench`` (an object with
   ``step() -> dict`` and optional ``info`` and ``values``); one untimed warm-up ``step()``
-  follows unless ``"warmup": false``. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
+  follows unless ``"warmup": false``. With ``"process": "cellrobust"`` (every side in the
+  project's own environment) the process first gets the malloc policy cellrobust's command
+  line sets for itself (:func:`cellrobust._allocator.retain_freed_memory`), so the library's
+  rows run as ``predict``/``sweep``/``study`` do. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
 - ``{"op": "step"}`` — one timed call of ``step()``; reply ``{"ok": true, "seconds": s,
   "cpu_seconds": c, "units": n, "values": [...]}`` where ``units`` is the work done (patches,
   steps, pairs) and ``values`` the bench's values after the step, when it has any.
@@ -39,10 +42,14 @@ def _load(target: str):
 
 
 def _setup(message: dict) -> tuple[object, dict]:
+    process = {}
+    if message.get("process") == "cellrobust":
+        from cellrobust._allocator import retain_freed_memory
+        process = {"allocator": retain_freed_memory()}
     bench = _load(message["target"])(**message.get("params", {}))
     if message.get("warmup", True):
         bench.step()  # warm-up: imports, tracing, allocator, caches
-    reply = {"ok": True, "info": dict(getattr(bench, "info", {}) or {})}
+    reply = {"ok": True, "info": {**process, **dict(getattr(bench, "info", {}) or {})}}
     values = getattr(bench, "values", None)
     if values is not None:
         reply["values"] = values() if callable(values) else values

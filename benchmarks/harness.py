@@ -134,7 +134,8 @@ def _start_side(side: Side, log_dir: Path, pool: dict | None, key: tuple,
     try:
         t0 = time.perf_counter()
         reply = worker.request({"op": "setup", "target": side.target, "params": side.params,
-                                "warmup": warmup})
+                                "warmup": warmup,
+                                "process": "cellrobust" if side.env == MAIN_ENV else None})
         record["setup_s"] = round(time.perf_counter() - t0, 2)
         record["info"] = reply.get("info", {})
         record["values"] = reply.get("values")

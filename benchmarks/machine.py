@@ -24,7 +24,7 @@ def _cpu_model() -> str:
 
 def _cpu_flags() -> list[str]:
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-              "amx_tile", "amx_bf16", "amx_int8")
+              "amx_tile", "amx_bf16", "amx_int8", "hypervisor")
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
@@ -80,6 +80,16 @@ def _gpu_name() -> str | None:
     return None
 
 
+def _thp_mode() -> str | None:
+    """The kernel's transparent huge page mode (the bracketed word), None where unknown."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return None
+    start, end = text.find("["), text.find("]")
+    return text[start + 1:end] if 0 <= start < end else None
+
+
 def machine_info() -> dict:
     """Everything the results need to say on which machine and when they were taken."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -91,6 +101,7 @@ def machine_info() -> dict:
         "logical_cores": os.cpu_count(),
         "usable_cores": affinity,
         "memory_gib": _mem_total_gib(),
+        "transparent_hugepages": _thp_mode(),
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "git_commit": _git_commit(),

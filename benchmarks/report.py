@@ -97,10 +97,23 @@ def _machine_lines(doc: dict) -> list[str]:
              (f"- CPU: {m['cpu_model']}, {cores}, flags {', '.join(m['cpu_flags'])}; "
              f"{m['memory_gib']} GiB RAM; {m['os']}; Python {m['python']}"),
              f"- CPU features: {m.get('cpu_features') or '?'}; GPU: {m['gpu'] or 'none'}",
+             (f"- Memory: transparent huge pages {m.get('transparent_hugepages') or '?'}; "
+              f"cellrobust's processes run with malloc policy {_allocator(doc)} (as its command "
+              "line sets it), peers with their defaults"),
              (f"- Load average (1/5/15 min) at start {m['load_average_start']}, "
              f"at end {m['load_average_end']} — the machine is shared, so absolute figures are "
              "noisy; the ratios come from interleaved rounds.")]
     return lines
+
+
+def _allocator(doc: dict) -> str:
+    """The malloc policy our sides ran with (the first one recorded), as ``key=value``."""
+    for suite in doc.get("suites", []):
+        for row in suite.get("rows", []):
+            record = (row["ours"].get("info") or {}).get("allocator")
+            if record:
+                return ", ".join(f"{k}={v}" for k, v in record.items())
+    return "?"
 
 
 def _versions(result: dict) -> list[str]:

@@ -60,11 +60,12 @@ def provenance(stage: str, config: Any, *, segmenters: Sequence = (), **extra: A
     """
     import numpy
 
+    from cellrobust._allocator import allocator_record
     from cellrobust._threads import thread_record
 
     return {"stage": stage, "cellrobust": __version__, "python": platform.python_version(),
             "numpy": numpy.__version__, "machine": platform.platform(),
-            "threads": thread_record(),
+            "threads": thread_record(), "allocator": allocator_record(),
             "config": jsonable(config),
             "segmenters": model_records({getattr(s, "name", str(i)): s
                                          for i, s in enumerate(segmenters)}),

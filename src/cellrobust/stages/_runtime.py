@@ -10,6 +10,8 @@ than cores. Idle OpenMP threads sleep instead of spinning (``OMP_WAIT_POLICY=PAS
 the user set it): on a shared machine spinning threads burn the cores other processes need. Compiled graphs persist
 across processes in :func:`cellrobust.models.fastpath.compile_cache_dir` (inductor's
 ``TORCHINDUCTOR_CACHE_DIR``, unless the user set it), so compilation is paid once per machine.
+Freed memory is kept for reuse instead of being faulted in again
+(:func:`cellrobust._allocator.retain_freed_memory`, unless the user set glibc's malloc policy).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ __all__ = ["available_cores", "configure_threads"]
 
 
 def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
-    """Set the OpenMP wait policy, torch's and OpenCV's threads and the persistent compile
-    cache; return the thread count.
+    """Set the OpenMP wait policy, torch's and OpenCV's threads, the persistent compile
+    cache and the malloc policy; return the thread count.
 
     Parameters
     ----------
@@ -33,8 +35,10 @@ def configure_threads(*, workers: int = 1, threads: int | None = None) -> int:
     threads : int, optional
         Explicit thread count (overrides the division).
     """
+    from cellrobust._allocator import retain_freed_memory
     from cellrobust.models.fastpath import compile_cache_dir
 
+    retain_freed_memory()
     count = max(1, int(threads)) if threads else default_threads(workers)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when OpenMP starts
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))

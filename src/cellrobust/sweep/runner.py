@@ -246,7 +246,10 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _init_worker(config, data, allow_code, threads, parent=None) -> None:
+    from cellrobust._allocator import retain_freed_memory
+
     die_with_parent(parent)
+    retain_freed_memory()
     os.environ["OMP_NUM_THREADS"] = str(max(1, threads))  # read by torch at import
     set_compute_threads(threads)
     _WORKER.clear()
