@@ -132,6 +132,24 @@ def test_fft_disk_blur_equals_filter2d(radius):
     assert np.abs(got - exact).max() <= 1e-4 * np.abs(exact).max()
 
 
+def test_fft_disk_blur_of_one_image_equals_its_row_of_a_stack_and_caches_the_spectrum():
+    """One image runs in one thread, a chunk of several in the compute threads: the same
+    numbers; the kernel's spectrum is computed once per kernel and size, and read-only."""
+    from cellrobust.artefacts.blur import _kernel_spectrum
+
+    images = np.stack([synthetic(np.float32, shape=(64, 80)).image * (1 + k) for k in range(3)])
+    kern = disk_kernel(6.0)
+    _kernel_spectrum.cache_clear()
+    stack = disk_blur(images, kern)
+    for i in range(3):
+        np.testing.assert_allclose(disk_blur(images[i:i + 1], kern)[0], stack[i], rtol=0,
+                                   atol=1e-6 * np.abs(stack[i]).max())
+    info = _kernel_spectrum.cache_info()
+    assert (info.misses, info.hits) == (1, 3)
+    spectrum = _kernel_spectrum(kern.tobytes(), kern.shape[0], (90, 108))
+    assert not spectrum.flags.writeable
+
+
 def test_threaded_jpeg_stack_is_bit_identical_to_one_by_one():
     images, _ = _stack(np.uint8)
     out, _, params = artefacts.apply_batch(images, "jpeg", 4.0, rng=0)

@@ -16,6 +16,8 @@ and more run as a float32 FFT of the mirror-padded stack (:func:`disk_blur`).
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 from scipy import fft as sp_fft
@@ -48,8 +50,11 @@ def disk_blur(images: np.ndarray, kern: np.ndarray) -> np.ndarray:
     Small kernels (K < 11) and kernels wider than the image run OpenCV's ``filter2D``; larger
     ones a float32 FFT of the mirror-padded stack (``np.pad(mode="reflect")`` is OpenCV's
     ``BORDER_REFLECT_101``; the circular wrap falls outside the cropped part), in chunks of
-    :data:`FFT_CHUNK` images. Both give the same result to float32 rounding (tested to 1e-5
-    of the image range); the FFT is ~3x faster per 256x256 patch stack for K = 13.
+    :data:`FFT_CHUNK` images, with the kernel's spectrum computed once per kernel and size
+    (:func:`_kernel_spectrum`) and threads only for a chunk of several images (one 256x256
+    patch, K = 13: 0.63 ms in one thread, 1.3 ms in two). Both give the same result to float32
+    rounding (tested to 1e-5 of the image range); the FFT is ~3x faster per 256x256 patch
+    stack for K = 13.
     """
     r = kern.shape[0] // 2
     n, h, w = images.shape
@@ -58,16 +63,27 @@ def disk_blur(images: np.ndarray, kern: np.ndarray) -> np.ndarray:
         for i, img in enumerate(images):
             out[i] = cv2.filter2D(img, -1, kern, borderType=BORDER)
         return out
-    shape = [sp_fft.next_fast_len(s + 2 * r, real=True) for s in (h, w)]
-    spectrum = sp_fft.rfft2(kern, shape).astype(np.complex64)
-    workers = compute_threads()
+    shape = tuple(sp_fft.next_fast_len(s + 2 * r, real=True) for s in (h, w))
+    spectrum = _kernel_spectrum(np.ascontiguousarray(kern, np.float32).tobytes(),
+                                kern.shape[0], shape)
     for start in range(0, n, FFT_CHUNK):
-        padded = np.pad(images[start:start + FFT_CHUNK], ((0, 0), (r, r), (r, r)),
-                        mode="reflect")
+        chunk = images[start:start + FFT_CHUNK]
+        workers = compute_threads() if len(chunk) > 1 else 1
+        padded = np.pad(chunk, ((0, 0), (r, r), (r, r)), mode="reflect")
         full = sp_fft.irfft2(sp_fft.rfft2(padded, shape, workers=workers) * spectrum, shape,
                              workers=workers)
         out[start:start + FFT_CHUNK] = full[:, 2 * r:2 * r + h, 2 * r:2 * r + w]
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_spectrum(kern_bytes: bytes, side: int, shape: tuple[int, int]) -> np.ndarray:
+    """The complex64 real-FFT spectrum (read-only) of a float32 (side, side) kernel given as
+    its bytes, zero-padded to ``shape``: a sweep blurs every image of a cell with one kernel."""
+    kern = np.frombuffer(kern_bytes, dtype=np.float32).reshape(side, side)
+    spectrum = sp_fft.rfft2(kern, shape).astype(np.complex64)
+    spectrum.setflags(write=False)
+    return spectrum
 
 
 def line_kernel(length: float, angle_deg: float) -> np.ndarray:
