@@ -174,3 +174,43 @@ def test_zoom_labels_do_not_depend_on_the_cores(tmp_path, psc_dir):
     _, here, _ = artefacts.apply_batch(np.zeros(labels.shape, np.float32), "zoom", 0.7, rng=0,
                                        labels=labels)
     np.testing.assert_array_equal(np.load(dst), here)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 33])
+@pytest.mark.parametrize("parallel", [True, False])
+def test_for_each_calls_every_index_once_in_the_caller_and_at_most_the_compute_threads(
+        restore_threads, n, parallel):
+    import threading
+
+    from cellrobust._threads import for_each
+
+    set_compute_threads(2)
+    calls, idents = [], set()
+
+    def work(i):
+        calls.append(i)
+        idents.add(threading.get_ident())
+
+    for_each(work, n, parallel=parallel)
+    assert sorted(calls) == list(range(n))
+    if n:
+        assert threading.get_ident() in idents
+        assert len(idents) <= (min(n, compute_threads()) if parallel else 1)
+    if not parallel:
+        assert calls == list(range(n))
+
+
+def test_for_each_raises_the_first_runs_error_after_every_thread_finished(restore_threads):
+    from cellrobust._threads import for_each
+
+    set_compute_threads(2)
+    finished = []
+
+    def work(i):
+        if i in (1, 7):
+            raise ValueError(f"bad {i}")
+        finished.append(i)
+
+    with pytest.raises(ValueError, match="bad 1"):
+        for_each(work, 10)
+    assert sorted(finished) == [0, 5, 6]  # runs 0..4 and 5..9 each stop at their error
