@@ -145,7 +145,7 @@ def test_no_upward_import(package):
     assert not bad, "\n".join(bad)
 
 
-def test_no_global_backend_switch_or_thread_setting_in_the_library():
+def test_no_global_backend_switch_thread_or_malloc_setting_in_the_library():
     offenders = []
     for file in sorted(SRC.rglob("*.py")):
         rel = file.relative_to(SRC).as_posix()
@@ -153,8 +153,11 @@ def test_no_global_backend_switch_or_thread_setting_in_the_library():
         if "matplotlib.use(" in text:
             offenders.append(f"{rel}: matplotlib.use")
         application = rel.startswith(("stages/", "cli/", "training/", "sweep/runner"))
-        for call in ("set_num_threads(", "setNumThreads(", "set_compute_threads("):
-            if call in text and not application and rel != "_threads.py":  # the one home
+        for call, home in (("set_num_threads(", "_threads.py"), ("setNumThreads(", "_threads.py"),
+                           ("set_compute_threads(", "_threads.py"),
+                           ("mallopt", "_allocator.py"),
+                           ("retain_freed_memory(", "_allocator.py")):
+            if call in text and not application and rel != home:  # the one home
                 offenders.append(f"{rel}: {call}")
     assert not offenders, offenders
 
