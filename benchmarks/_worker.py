@@ -9,7 +9,8 @@ the project's ``.venv`` or in a peer environment. Protocol (one JSON object per 
   follows unless ``"warmup": false``. With ``"process": "cellrobust"`` (every side in the
   project's own environment) the process first gets the malloc policy cellrobust's command
   line sets for itself (:func:`cellrobust._allocator.retain_freed_memory`), so the library's
-  rows run as ``predict``/``sweep``/``study`` do. Reply: ``{"ok": true, "info": {...}, "values": [...]}``.
+  rows run as ``predict``/``sweep``/``study`` do. Reply: ``{"ok": true, "info": {...},
+  "values": [...]}``.
 - ``{"op": "step"}`` — one timed call of ``step()``; reply ``{"ok": true, "seconds": s,
   "cpu_seconds": c, "units": n, "values": [...]}`` where ``units`` is the work done (patches,
   steps, pairs) and ``values`` the bench's values after the step, when it has any.
