@@ -70,7 +70,17 @@ def run_sweep(src: Path, args: list[str]) -> dict:
     rows = pd.read_csv(out / "results.csv")
     return {"seconds": seconds, "rows": len(rows),
             "evaluations": int(rows["artefact"].ne("none").sum()),
-            "load_before": before, "load_after": load_average()}
+            "load_before": before, "load_after": load_average(), **_settings(out)}
+
+
+def _settings(out: Path) -> dict:
+    """The worker processes and malloc policy a run recorded in its ``config.json`` (an
+    older checkout may record neither)."""
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: config[key] for key in ("worker_processes", "allocator") if key in config}
 
 
 def table_differences(a: Path, b: Path) -> dict:
@@ -139,10 +149,13 @@ def markdown(result: dict) -> str:
              f"{min(loads):.2f}-{max(loads):.2f}.",
              f"Work: {runs['new'][0]['evaluations']} patch-evaluations per run "
              f"({result['frames']} frame(s) x 6 patches x the study grids x 3 segmenters).", "",
-             "| side | runs (s) | median (s) |", "|---|---|---|"]
+             "| side | runs (s) | median (s) | worker processes; malloc policy |",
+             "|---|---|---|---|"]
     for side, v in runs.items():
         times = ", ".join(f"{x['seconds']:.1f}" for x in v)
-        lines.append(f"| {side} | {times} | {m[side]:.1f} |")
+        settings = " / ".join(f"{x.get('worker_processes', '?')}; "
+                             f"{(x.get('allocator') or {}).get('policy', '?')}" for x in v)
+        lines.append(f"| {side} | {times} | {m[side]:.1f} | {settings} |")
     ident = result["identity_vs_reference"]
     lines += ["", f"**Speed-up: {result['speedup']:.2f}x** (old median / new median).", "",
               f"Table of the default run vs the reference run (1 worker, 1 image per call, eager "

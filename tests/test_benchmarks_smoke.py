@@ -176,3 +176,16 @@ def test_sweep_tables_differ_only_where_they_do(tmp_path):
     same = table_differences(tmp_path / "a", tmp_path / "b")
     assert same == {"rows": 2, "unmatched_rows": 0, "differing_columns": {}}
     assert table_differences(tmp_path / "a", tmp_path / "c")["differing_columns"] == {"tp_px": 1}
+
+
+def test_sweep_runs_record_the_workers_and_malloc_policy_their_config_names(tmp_path):
+    import json
+
+    from benchmarks.sweep_vs_commit import _settings
+
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"worker_processes": 2, "allocator": {"policy": "retain"}, "other": 1}))
+    assert _settings(tmp_path) == {"worker_processes": 2, "allocator": {"policy": "retain"}}
+    (tmp_path / "config.json").write_text(json.dumps({"stage": "sweep"}))  # an older checkout
+    assert _settings(tmp_path) == {}
+    assert _settings(tmp_path / "missing") == {}
