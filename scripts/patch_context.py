@@ -41,15 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def scaled_like(frame: np.ndarray, crop: np.ndarray, method: str) -> np.ndarray:
     """``frame`` scaled by the affine map that ``normalise(crop, method)`` applies to ``crop``."""
-    from cellrobust.models.unet import EPS, PERCENTILES
+    from cellrobust.models.unet import EPS, normalisation_bounds
 
-    flat = crop.astype(np.float32).ravel()
-    if method == "percentile":
-        lo, hi = (float(np.percentile(flat, p)) for p in PERCENTILES)
-    elif method in ("minmax", "max"):
-        lo, hi = (float(flat.min()) if method == "minmax" else 0.0), float(flat.max())
-    else:
-        lo, hi = 0.0, 1.0 - EPS
+    if method == "none":
+        return frame.astype(np.float32)
+    lo, hi = (v.item() for v in normalisation_bounds(crop, method))
     return (frame.astype(np.float32) - lo) / (hi - lo + EPS)
 
 
@@ -71,8 +67,11 @@ def crop_variants(net, scaled: np.ndarray, y0: int, x0: int) -> dict[str, np.nda
     return out
 
 
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max(int((a | b).sum()), 1))
+def jaccard(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Pixel Jaccard of two foreground masks (the project's metric)."""
+    from cellrobust.metrics import pixel_counts, pixel_scores
+
+    return float(pixel_scores(pixel_counts(truth, pred))["jaccard"])
 
 
 def study_crops(net, frames, rng, crops: int) -> tuple[dict, dict]:

@@ -235,13 +235,30 @@ def normalise(images: np.ndarray | torch.Tensor, method: str) -> np.ndarray | to
     x = np.asarray(images, dtype=np.float32)
     if method == "none":
         return x
-    flat = x.reshape(*x.shape[:-2], -1)
+    lo, hi = normalisation_bounds(x, method)
+    return ((x - lo) / (hi - lo + EPS)).astype(np.float32)
+
+
+def normalisation_bounds(images: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The gray levels :func:`normalise` maps to 0 and 1 (before its epsilon), per image.
+
+    Parameters
+    ----------
+    images : ndarray, shape (..., H, W)
+    method : {"max", "minmax", "percentile"}
+
+    Returns
+    -------
+    lo, hi : ndarray of float32, shape (..., 1, 1)
+    """
+    flat = np.asarray(images, dtype=np.float32)
+    flat = flat.reshape(*flat.shape[:-2], -1)
     if method == "percentile":
         lo, hi = (np.percentile(flat, p, axis=-1)[..., None, None] for p in PERCENTILES)
     else:
         hi = flat.max(axis=-1)[..., None, None]
         lo = flat.min(axis=-1)[..., None, None] if method == "minmax" else np.zeros_like(hi)
-    return ((x - lo) / (hi - lo + EPS)).astype(np.float32)
+    return lo, hi
 
 
 def _normalise_torch(x: torch.Tensor, method: str) -> torch.Tensor:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cellrobust import __version__
 from cellrobust._io import write_json
-from cellrobust._validation import InputError, check_choice, collect_errors, is_count
+from cellrobust._validation import InputError, check_choice, collect_errors
 from cellrobust.table import DEFAULT_THRESHOLDS
 from cellrobust.training.config import RECIPES
 
@@ -153,11 +153,10 @@ class StudyConfig:
                           f"got {self.dog_sigma!r}")
         if self.data == "required" and not (self.eval_data and not self.recipes):
             errors.append(f"data: the {self.preset!r} preset needs a data set path")
-        from cellrobust.sweep.runner import AUTO
+        from cellrobust.sweep.runner import workers_problem
 
-        if not (self.workers == AUTO or is_count(self.workers)):
-            errors.append(f"workers: expected a positive integer or {AUTO!r}, "
-                          f"got {self.workers!r}")
+        if workers_problem(self.workers):
+            errors.append(workers_problem(self.workers))
         for name in ("patches_per_frame", "patch_size", "n_boot", "batch_size"):
             if int(getattr(self, name)) < (0 if name == "n_boot" else 1):
                 errors.append(f"{name}: expected a positive integer, got {getattr(self, name)}")

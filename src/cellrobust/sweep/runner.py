@@ -52,10 +52,7 @@ class Execution:
     allow_code: bool = False
 
     def __post_init__(self) -> None:
-        errors = []
-        if not (self.workers == AUTO or is_count(self.workers)):
-            errors.append(f"workers: expected a positive integer or {AUTO!r}, "
-                          f"got {self.workers!r}")
+        errors = [problem for problem in (workers_problem(self.workers),) if problem]
         if not (self.threads_per_worker is None or is_count(self.threads_per_worker)):
             errors.append(f"threads_per_worker: expected a positive integer or None, "
                           f"got {self.threads_per_worker!r}")
@@ -64,6 +61,13 @@ class Execution:
 
 #: ``Execution(workers=AUTO)``: the worker count is chosen for the machine and the run.
 AUTO = "auto"
+def workers_problem(workers) -> str | None:
+    """What is wrong with a ``workers`` setting (a positive integer or :data:`AUTO`), or None."""
+    if workers == AUTO or is_count(workers):
+        return None
+    return f"workers: expected a positive integer or {AUTO!r}, got {workers!r}"
+
+
 #: ``workers="auto"`` starts worker processes only for a sweep whose estimated serial time is
 #: at least this many seconds: a worker is a new Python process that imports torch and builds
 #: the segmenters (seconds) before its first cell, which a short sweep would not repay.
